@@ -1,0 +1,39 @@
+# vgs: visually grounded speech (Harwath & Glass 2015 and variants) as a Snakemake pipeline.
+#   snakemake --cores 16 results/flickr8k_recall.json
+import os
+
+from snakemake.utils import min_version, validate
+
+min_version("9.0")
+
+# Defaults beside this file; --configfile FILE overrides any subset of keys.
+configfile: os.path.join(workflow.basedir, "config.yaml")
+
+
+validate(config, "workflow/schemas/config.schema.yaml")
+
+
+report: "workflow/report/workflow.rst"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/corpus.smk"
+include: "workflow/rules/vision.smk"
+include: "workflow/rules/speech.smk"
+include: "workflow/rules/wordcnn.smk"
+include: "workflow/rules/fragment.smk"
+
+
+rule all:
+    """The main job: recall table (Table 1), Table 2, alignment/proposal reports and figures."""
+    default_target: True
+    input:
+        "results/flickr8k_recall.json",
+        "results/flickr8k_recall.md",
+        "results/wordcnn/table2.md",
+        f"results/speech/{config['speech']['aligner']}/alignment_report.json",
+        "results/figures/alignments.png",
+        "results/figures/regions.png",
+        "results/figures/conv1_filters.png",
+        "results/figures/word_window.png",
+        ["results/vision/proposal_quality.json"] if config["corpus"] == "synthetic" else [],

@@ -1,0 +1,69 @@
+"""Audio loading for every speech stage: mono float32 at the target rate, or a named error."""
+import logging
+import os
+import struct
+
+import numpy as np
+import soundfile as sf
+
+log = logging.getLogger(__name__)
+
+
+class BadAudioError(ValueError):
+    """An audio file that cannot be used (empty, unreadable, truncated); names file and problem."""
+
+    def __init__(self, path, problem):
+        super().__init__(f"{path}: {problem}")
+        self.path, self.problem = str(path), problem
+
+
+def _wav_truncation(path):
+    """For RIFF/WAVE files: bytes the header promises in 'data' minus bytes present (>0: cut short)."""
+    with open(path, "rb") as fh:
+        head = fh.read(12)
+        if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+            return 0
+        size = os.fstat(fh.fileno()).st_size
+        while True:
+            chunk = fh.read(8)
+            if len(chunk) < 8:
+                return 0
+            cid, clen = chunk[:4], struct.unpack("<I", chunk[4:])[0]
+            if cid == b"data":
+                # 0xFFFFFFFF / 0 are "unknown length" markers written by streaming tools
+                return 0 if clen in (0, 0xFFFFFFFF) else clen - (size - fh.tell())
+            fh.seek(clen + (clen & 1), 1)
+
+
+def load_audio(path, sample_rate=16000):
+    """Read `path` as mono float32 in [-1, 1] at `sample_rate`.
+
+    Returns (samples, info) with info = {"resampled": bool, "downmixed": bool, "source_rate": int}
+    so callers can count conversions.  Raises BadAudioError for empty, unreadable or truncated files
+    (the paper's unalignable utterances were mostly "empty or cut short")."""
+    if not os.path.exists(path):
+        raise BadAudioError(path, "file does not exist")
+    if os.path.getsize(path) == 0:
+        raise BadAudioError(path, "empty file (0 bytes)")
+    short = _wav_truncation(path)
+    if short > 0:
+        raise BadAudioError(path, f"truncated: WAV header promises {short} more bytes of audio")
+    try:
+        x, sr = sf.read(path, dtype="float32", always_2d=True)
+    except Exception as e:  # libsndfile error types vary between versions
+        raise BadAudioError(path, f"unreadable audio ({e})") from e
+    if x.shape[0] == 0:
+        raise BadAudioError(path, "no audio samples")
+    info = {"resampled": sr != sample_rate, "downmixed": x.shape[1] > 1, "source_rate": int(sr)}
+    x = x.mean(axis=1) if x.shape[1] > 1 else x[:, 0]
+    if sr != sample_rate:
+        import torch
+        import torchaudio.functional as AF
+
+        x = AF.resample(torch.from_numpy(np.ascontiguousarray(x)), sr, sample_rate).numpy()
+    return np.ascontiguousarray(x, dtype=np.float32), info
+
+
+def to_int16(x):
+    """float [-1, 1] → int16 PCM (what pocketsphinx consumes)."""
+    return (np.clip(x, -1.0, 1.0) * 32767.0).astype(np.int16)

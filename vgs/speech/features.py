@@ -1,0 +1,156 @@
+"""Log-mel filterbank features (Kaldi-compatible), normalised per utterance, cached in HDF5.
+
+Features: torchaudio.compliance.kaldi.fbank on 16 kHz audio scaled to the int16 range (as Kaldi
+reads it), 40 mel bins, 25 ms Povey window, 10 ms shift, log energies, Kaldi's dither (Gaussian noise of
+`dither` int16 steps added to the samples; seeded from the utterance id, so reproducible) — without
+it digital silence (synthetic speech) gives log(float eps) = -15.9 and dominates the statistics;
+snip_edges=False so frame i covers [10·i, 10·i + 10) ms centred (T = round(samples / 160)) and a
+word at [start, end) s is frames [round(100·start), round(100·end)).
+
+Normalisation (the paper: "subtract the mean value and then apply variance normalization to the
+entire spectrogram"), applied to each utterance's whole T×40 log-mel matrix:
+  spectrogram: one mean and one standard deviation over all T·40 values (default; the paper's text)
+  per_bin:     mean and standard deviation of each of the 40 bins over the T frames (Kaldi CMVN)
+  none:        raw log energies
+so 0 is the utterance's mean energy — the value zero padding of a word window takes.
+
+HDF5 layout (fbank.h5): group `feats` with one float32 dataset (T, 40) per utterance, named by
+utt_id, attrs `duration`, `source_rate`; file attrs record the parameters.  It is built in
+`<out>.partial` (each dataset marked `done` once written), so a killed run resumes where it
+stopped, and renamed onto `<out>` when complete."""
+import json
+import logging
+import os
+import time
+import zlib
+from concurrent.futures import ThreadPoolExecutor
+
+import h5py
+import numpy as np
+from tqdm import tqdm
+
+from ..runtime import atomic_path
+from .audio import BadAudioError, load_audio
+
+log = logging.getLogger(__name__)
+
+
+def fbank(x, cfg, key=""):
+    """(samples,) float32 in [-1, 1] at cfg['sample_rate'] → (T, num_mel_bins) float32 log-mel.
+
+    `key` (the utterance id) seeds the dither noise."""
+    import torch
+    from torchaudio.compliance import kaldi
+
+    wav = np.asarray(x, dtype=np.float64) * 32768.0
+    if cfg["dither"] > 0:  # our own seeded dither: torch's global RNG is shared between threads
+        rng = np.random.default_rng(zlib.crc32(str(key).encode()))
+        wav = wav + cfg["dither"] * rng.standard_normal(len(wav))
+    f = kaldi.fbank(torch.from_numpy(wav.astype(np.float32))[None],
+                    num_mel_bins=cfg["num_mel_bins"], frame_length=cfg["frame_length_ms"],
+                    frame_shift=cfg["frame_shift_ms"], dither=0.0, snip_edges=False,
+                    sample_frequency=cfg["sample_rate"])
+    return normalise(f.numpy(), cfg["normalise"])
+
+
+def normalise(f, mode):
+    """Per-utterance mean and variance normalisation (see module doc for the modes)."""
+    if mode == "none":
+        return f.astype(np.float32)
+    axis = None if mode == "spectrogram" else 0
+    if mode not in ("spectrogram", "per_bin"):
+        raise ValueError(f"unknown normalisation {mode!r}")
+    mu, sd = f.mean(axis=axis, keepdims=True), f.std(axis=axis, keepdims=True)
+    return ((f - mu) / np.maximum(sd, 1e-5)).astype(np.float32)
+
+
+def _compute(item, cfg):
+    key, path = item
+    try:
+        x, info = load_audio(path, cfg["sample_rate"])
+    except BadAudioError as e:
+        return key, None, {"problem": e.problem, "path": str(path)}
+    if len(x) < cfg["sample_rate"] * cfg["frame_length_ms"] / 1000:
+        return key, None, {"problem": f"shorter than one {cfg['frame_length_ms']} ms frame",
+                           "path": str(path)}
+    return key, fbank(x, cfg, key), {**info, "duration": len(x) / cfg["sample_rate"]}
+
+
+def extract_features(items, cfg, out_h5, report_json, threads=1, ark=None, scp=None, desc="fbank"):
+    """Features for `items` [(utt_id, wav_path)] into `out_h5` (resumable) and optionally a Kaldi
+    ark/scp pair.  Bad audio is a counted, logged skip listed in the report."""
+    import torch
+
+    torch.set_num_threads(1)
+    t0 = time.time()
+    partial = f"{out_h5}.partial"
+    sig = json.dumps(cfg, sort_keys=True)
+    skipped, n_res, n_mix, audio_s, frames, reused = [], 0, 0, 0.0, 0, 0
+    with h5py.File(partial, "a") as h5:
+        if h5.attrs.get("params") != sig:  # parameters changed since the partial run: start over
+            for k in list(h5.keys()):
+                del h5[k]
+            h5.attrs["params"] = sig
+        g = h5.require_group("feats")
+        for k in [k for k in g if not g[k].attrs.get("done", False)]:
+            del g[k]  # written by a run that died mid-dataset
+        done = set(g.keys())
+        reused = len(done)
+        todo = [it for it in items if it[0] not in done]
+        with ThreadPoolExecutor(max(1, threads)) as pool:  # soundfile and torch release the GIL
+            for key, f, info in tqdm(pool.map(lambda it: _compute(it, cfg), todo), total=len(todo),
+                                     desc=desc, mininterval=5):
+                if f is None:
+                    skipped.append({"utt_id": key, **info})
+                    log.warning("skipped %s: %s: %s", key, info["path"], info["problem"])
+                    continue
+                n_res += info["resampled"]
+                n_mix += info["downmixed"]
+                ds = g.create_dataset(key, data=f)
+                ds.attrs.update(duration=info["duration"], source_rate=info["source_rate"])
+                ds.attrs["done"] = True
+        for k, v in cfg.items():
+            h5.attrs[k] = v
+        h5.attrs["layout"] = "feats/<utt_id>: (T, num_mel_bins) float32; frame i centred at 10*i+5 ms"
+        for k in g:
+            audio_s += g[k].attrs["duration"]
+            frames += g[k].shape[0]
+        n_stored = len(g)
+    os.replace(partial, out_h5)
+    if n_res or n_mix:
+        log.info("converted audio: %d resampled to %d Hz, %d downmixed to mono", n_res,
+                 cfg["sample_rate"], n_mix)
+    if ark:
+        write_kaldi(out_h5, ark, scp)
+    wall = time.time() - t0
+    report = {"utterances": len(items), "stored": n_stored, "reused_from_partial_run": reused,
+              "skipped": len(skipped), "skips": skipped, "resampled": n_res, "downmixed": n_mix,
+              "frames": frames, "audio_seconds": round(float(audio_s), 2), "wall_seconds": round(wall, 2),
+              "x_real_time": round(float(audio_s) / max(wall, 1e-9), 1),
+              "h5_bytes": os.path.getsize(out_h5),
+              "ark_bytes": os.path.getsize(ark) if ark else None, "settings": cfg}
+    log.info("%d utterances, %d frames, %.0f s audio in %.1f s (%.0f x real time), %d skipped, "
+             "h5 %.1f MB", n_stored, frames, audio_s, wall, report["x_real_time"], len(skipped),
+             report["h5_bytes"] / 1e6)
+    with atomic_path(report_json) as tmp:
+        tmp.write_text(json.dumps(report, indent=2) + "\n")
+    return report
+
+
+def write_kaldi(h5_path, ark, scp):
+    """The same features as a Kaldi binary ark and its scp (offsets into the final ark path)."""
+    os.environ.setdefault("KALDI_ROOT", os.devnull)  # kaldi_io warns without it; no binaries needed
+    import kaldi_io
+
+    with h5py.File(h5_path, "r") as h5, atomic_path(ark) as ark_tmp, atomic_path(scp) as scp_tmp:
+        with open(ark_tmp, "wb") as fa, open(scp_tmp, "w") as fs:
+            for key in sorted(h5["feats"]):
+                pos = fa.tell()
+                kaldi_io.write_mat(fa, h5["feats"][key][()], key=key)
+                fs.write(f"{key} {ark}:{pos + len(key.encode()) + 1}\n")
+
+
+def load_feats(h5_path):
+    """{utt_id: (T, 40) array} from an fbank HDF5 (reads everything: small corpora, tests)."""
+    with h5py.File(h5_path, "r") as h5:
+        return {k: h5["feats"][k][()] for k in h5["feats"]}

@@ -1,0 +1,154 @@
+"""Forced alignment with pocketsphinx 5 (its bundled en-us acoustic model and CMU dictionary).
+
+Word pass: `set_align_text` + one full-utterance decode, times from `seg()` (10 ms frames, end
+frame inclusive).  Phone pass, as pocketsphinx 5 documents it: `set_alignment()` then a second
+decode of the same audio, phones from `get_alignment()`.  The very wide beams are what made every
+test utterance align (defaults drop final words or fail the phone pass); an utterance that still
+finds no path is retried with each of `retry_beams` (beam = pbeam = b, wbeam = b·1e20): on
+espeak-ng voices 1e-80 aligned 46/60 and 1e-150 60/60 at twice the cost, so only failures pay.
+Decoders live in worker processes: pocketsphinx is not thread-safe and holds the GIL."""
+import logging
+import os
+import re
+
+from .audio import BadAudioError, load_audio, to_int16
+from .textgrid import SILENCE
+
+log = logging.getLogger(__name__)
+FRAME = 0.01  # pocketsphinx frame shift (s)
+_decoders, _cfg, _extra = {}, None, None
+
+
+def make_decoder(cfg, extra_words=None, beam=None):
+    from pocketsphinx import Decoder
+
+    b = (float(cfg["beam"]), float(cfg["pbeam"]), float(cfg["wbeam"])) if beam is None else \
+        (beam, beam, min(1.0, beam * 1e20))
+    d = Decoder(samprate=16000, lm=None, bestpath=False, beam=b[0], pbeam=b[1], wbeam=b[2],
+                logfn=os.devnull)
+    for w, phones in (extra_words or {}).items():
+        d.add_word(w, " ".join(re.sub(r"\d", "", p) for p in phones), True)
+    return d
+
+
+def known_word(decoder):
+    return lambda w: decoder.lookup_word(w) is not None
+
+
+def _init(cfg, extra_words):
+    global _cfg, _extra
+    _decoders.clear()
+    _cfg, _extra = cfg, extra_words
+
+
+def _decoder(beam):
+    """This worker's decoder for one beam level (None: the configured beams), built on first use."""
+    if beam not in _decoders:
+        _decoders[beam] = make_decoder(_cfg, _extra, beam)
+    return _decoders[beam]
+
+
+def _base(word):
+    return re.sub(r"\(\d+\)$", "", word)  # 'on(2)' → 'on' (alternative pronunciation)
+
+
+def _word_pass(d, pcm, transcript):
+    """One word-level alignment → (failure reason or None, [(word, start, end)])."""
+    try:
+        d.set_align_text(transcript)
+        d.start_utt()
+        d.process_raw(pcm, full_utt=True)
+        d.end_utt()
+    except RuntimeError as e:
+        return f"decoder_error: {e}", []
+    segs = d.seg()
+    if not segs:  # no path through the alignment graph within the beams
+        return "no_alignment: decoder found no path for the transcript", []
+    words = [(_base(s.word), s.start_frame * FRAME, (s.end_frame + 1) * FRAME) for s in segs
+             if _base(s.word).lower() not in SILENCE and not s.word.startswith("[")]
+    hyp, ref = [w for w, _, _ in words], transcript.split()
+    if hyp != ref:
+        i = next((i for i, (a, b) in enumerate(zip(hyp, ref)) if a != b), min(len(hyp), len(ref)))
+        return (f"word_mismatch: aligned {len(hyp)} of {len(ref)} words, first difference at "
+                f"word {i} ({ref[i] if i < len(ref) else 'extra word'!r})"), words
+    return None, words
+
+
+def align_one(utt):
+    """Align one utterance (dict with utt_id, wav, transcript) in this worker's decoder."""
+    out = {"utt_id": utt["utt_id"], "ok": False, "reason": None, "words": [], "phones": [],
+           "duration": 0.0, "phone_pass": False}
+    try:
+        x, _ = load_audio(utt["wav"], 16000)
+    except BadAudioError as e:
+        out["reason"] = f"bad_audio: {e.problem}"
+        return out
+    out["duration"] = len(x) / 16000
+    if len(x) < 0.1 * 16000:
+        out["reason"] = f"too_short: {out['duration']:.3f} s"
+        return out
+    pcm = to_int16(x).tobytes()
+    for attempt, beam in enumerate([None] + [float(b) for b in _cfg.get("retry_beams", [])]):
+        d = _decoder(beam)
+        reason, words = _word_pass(d, pcm, utt["transcript"])
+        if reason is None:
+            break
+    out["words"], out["reason"], out["retries"] = words, reason, attempt
+    if reason is not None:
+        return out
+    out["ok"] = True
+    if _cfg.get("phone_pass", True):
+        try:
+            d.set_alignment()
+            d.start_utt()
+            d.process_raw(pcm, full_utt=True)
+            d.end_utt()
+            al = d.get_alignment()
+            out["phones"] = [(p.name, p.start * FRAME, (p.start + p.duration) * FRAME)
+                             for p in al.phones() if p.name != "SIL" and p.duration > 0]
+            out["phone_pass"] = bool(out["phones"])
+        except RuntimeError as e:
+            log.warning("%s: phone pass failed (%s); words kept", utt["utt_id"], e)
+    return out
+
+
+def run(utts, cfg, threads, progress):
+    """Align `utts` (list of dicts) with `threads` worker processes; yields results in any order.
+
+    Returns (iterator, lexicon stats): OOV words get CMUdict or espeak-ng G2P pronunciations."""
+    from . import lexicon
+
+    probe = make_decoder(cfg)
+    prons, source = lexicon.pronounce((w for u in utts for w in u["transcript"].split()),
+                                      known_word(probe), cfg.get("g2p", "espeak"))
+    vocab = {w for u in utts for w in u["transcript"].split()}
+    oov = sorted(w for w in vocab if not known_word(probe)(w))
+    stats = {"vocabulary": len(vocab), "oov_words": len(oov),
+             "oov_counts": {k: sum(v == k for v in source.values()) for k in ("cmudict", "g2p")},
+             "oov_from_cmudict": sorted(w for w, s in source.items() if s == "cmudict"),
+             "oov_from_g2p": sorted(w for w, s in source.items() if s == "g2p"),
+             "oov_unpronounceable": sorted(set(oov) - set(prons)),
+             "g2p_pronunciations": {w: " ".join(prons[w]) for w, s in source.items() if s == "g2p"}}
+    del probe
+    # Utterances with unpronounceable words cannot be aligned: fail them up front, by name.
+    bad = set(stats["oov_unpronounceable"])
+
+    def gen():
+        todo = []
+        for u in utts:
+            missing = [w for w in u["transcript"].split() if w in bad]
+            if missing:
+                yield {"utt_id": u["utt_id"], "ok": False, "words": [], "phones": [], "duration": 0.0,
+                       "phone_pass": False, "reason": f"no_pronunciation: {' '.join(missing)}"}
+            else:
+                todo.append(u)
+        if threads <= 1:
+            _init(cfg, prons)
+            yield from map(align_one, progress(todo))
+            return
+        import multiprocessing as mp
+
+        with mp.get_context("fork").Pool(threads, _init, (cfg, prons)) as pool:
+            yield from progress(pool.imap_unordered(align_one, todo, chunksize=4), total=len(todo))
+
+    return gen(), stats

@@ -1,0 +1,128 @@
+"""Fixed-width word windows: each word's frames centred in `width` frames (100 = 1 s).
+
+A word of L frames (frames [s, s+L) of its utterance's normalised log-mel matrix):
+  L <= width: zero-padded equally on both sides — floor((width-L)/2) zeros before, the rest
+              (one more when width-L is odd) after;
+  L >  width: truncated equally on both sides — floor((L-width)/2) frames dropped at the start,
+              the rest at the end.
+Zero is the utterance mean after normalisation (see features.py).  Only the word's own frames are
+used, never its neighbours (the paper pads with zeros).
+
+Output HDF5 (caption_windows.h5 / wordcorpus windows.h5), W windows:
+  windows (W, width, n_mels) float32 [or float16]   chunked, optionally gzip-compressed
+  words, utt_ids (W,) utf-8;  index (W,) int32 position in the caption / CTM order
+  start, end (W,) float64 seconds;  frames (W,) int32 word length before padding/truncation
+  speakers (W,) utf-8   (word corpus only)
+attrs: width, n_mels, frame_shift_ms, dtype, padding, aligner/source, n_longer_than_window."""
+import json
+import logging
+import os
+import time
+
+import h5py
+import numpy as np
+import pandas as pd
+from tqdm import tqdm
+
+from ..runtime import atomic_path
+
+log = logging.getLogger(__name__)
+
+
+def window_indices(start, length, width):
+    """Source frame index for every window position, and a validity mask; (n,) → (n, width).
+
+    Vectorised over words: index = start + offset + j with offset = -floor((width-L)/2) when
+    padding and +floor((L-width)/2) when truncating; positions outside the word are masked."""
+    start, length = np.asarray(start)[:, None], np.asarray(length)[:, None]
+    diff = width - length
+    offset = np.where(diff >= 0, -(diff // 2), (-diff) // 2)
+    j = np.arange(width)[None, :]
+    rel = j + offset                      # position inside the word
+    valid = (rel >= 0) & (rel < length)
+    return start + rel, valid
+
+
+def cut_windows(feats, start, length, width):
+    """(T, D) utterance features + word frame starts/lengths → (n, width, D) windows."""
+    idx, valid = window_indices(start, length, width)
+    out = feats[np.clip(idx, 0, len(feats) - 1)]
+    out[~valid] = 0.0
+    return out
+
+
+def build_windows(fbank_h5, segments, out_h5, report_json, cfg, attrs=None, extra=None,
+                  desc="windows"):
+    """Windows for every row of `segments` (utt_id, index, word, start, end [, speaker]).
+
+    Words whose utterance has no features (skipped bad audio) are a counted, logged skip."""
+    t0 = time.time()
+    width = cfg["frames"]
+    dtype = np.dtype(cfg["dtype"])
+    seg = segments.sort_values(["utt_id", "index"]).reset_index(drop=True)
+    with h5py.File(fbank_h5, "r") as fb:
+        have = set(fb["feats"].keys())
+        n_mels = int(fb.attrs["num_mel_bins"])
+        shift_ms = float(fb.attrs["frame_shift_ms"])  # the features' own frame shift
+        shift = shift_ms / 1000.0
+        missing = ~seg.utt_id.isin(have)
+        skipped_utts = sorted(seg.utt_id[missing].unique())
+        if skipped_utts:
+            log.warning("%d words of %d utterances without features skipped: %s", missing.sum(),
+                        len(skipped_utts), skipped_utts[:20])
+        seg = seg[~missing].reset_index(drop=True)
+        s = np.round(seg.start.to_numpy() / shift).astype(np.int64)
+        e = np.maximum(np.round(seg.end.to_numpy() / shift).astype(np.int64), s + 1)
+        W = len(seg)
+        comp = {} if cfg["compression"] == "none" else {"compression": cfg["compression"],
+                                                          "shuffle": True}
+        str_t = h5py.string_dtype("utf-8")
+        with atomic_path(out_h5) as tmp, h5py.File(tmp, "w") as h5:
+            ds = h5.create_dataset("windows", (W, width, n_mels), dtype=dtype,
+                                   chunks=(min(max(W, 1), 64), width, n_mels), **comp)
+            groups = seg.groupby("utt_id", sort=False).indices
+            for utt, rows in tqdm(groups.items(), desc=desc, mininterval=5):
+                f = fb["feats"][utt][()]
+                e_clip = np.minimum(e[rows], len(f))  # a word ending after the audio ends
+                w = cut_windows(f, s[rows], np.maximum(e_clip - s[rows], 1), width)
+                ds[rows[0]:rows[-1] + 1] = w.astype(dtype)  # rows are contiguous (sorted)
+            h5.create_dataset("words", data=seg.word.astype(str).to_numpy(dtype=object), dtype=str_t)
+            h5.create_dataset("utt_ids", data=seg.utt_id.astype(str).to_numpy(dtype=object),
+                              dtype=str_t)
+            h5.create_dataset("index", data=seg["index"].to_numpy(np.int32))
+            h5.create_dataset("start", data=seg.start.to_numpy(np.float64))
+            h5.create_dataset("end", data=seg.end.to_numpy(np.float64))
+            h5.create_dataset("frames", data=(e - s).astype(np.int32))
+            for name, col in (extra or {}).items():
+                h5.create_dataset(name, data=seg[col].astype(str).to_numpy(dtype=object), dtype=str_t)
+            n_long = int(((e - s) > width).sum())
+            h5.attrs.update(width=width, n_mels=n_mels, frame_shift_ms=shift_ms,
+                            dtype=dtype.name, n_longer_than_window=n_long,
+                            padding="zeros equally both sides; odd remainder after",
+                            truncation="equally both sides; odd remainder at the end",
+                            **(attrs or {}))
+    dur = (seg.end - seg.start).to_numpy()
+    wall = time.time() - t0
+    report = {"windows": W, "utterances": len(groups) if W else 0,
+              "skipped_words_no_features": int(missing.sum()), "skipped_utterances": skipped_utts,
+              "longer_than_window": n_long, "fraction_longer_than_window": round(n_long / max(W, 1), 5),
+              "paper_fraction_longer": 0.001,
+              "word_duration_s": {"mean": round(float(dur.mean()), 3) if W else None,
+                                  "p99": round(float(np.percentile(dur, 99)), 3) if W else None,
+                                  "max": round(float(dur.max()), 3) if W else None},
+              "vocabulary": int(seg.word.nunique()), "h5_bytes": os.path.getsize(out_h5),
+              "wall_seconds": round(wall, 2), "windows_per_second": round(W / max(wall, 1e-9), 1),
+              "settings": cfg, **(attrs or {})}
+    log.info("%d windows (%d words > %d frames = %.3f%%), %.1f MB, %.1f s (%.0f windows/s)", W,
+             n_long, width, 100 * report["fraction_longer_than_window"], report["h5_bytes"] / 1e6,
+             wall, report["windows_per_second"])
+    with atomic_path(report_json) as tmp:
+        tmp.write_text(json.dumps(report, indent=2) + "\n")
+    return report
+
+
+def caption_windows(fbank_h5, segments_tsv, out_h5, report_json, cfg, aligner):
+    seg = pd.read_csv(segments_tsv, sep="\t", dtype={"utt_id": str, "word": str},
+                      keep_default_na=False)
+    return build_windows(fbank_h5, seg, out_h5, report_json, cfg, attrs={"aligner": aligner},
+                         desc=f"windows[{aligner}]")

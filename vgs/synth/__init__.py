@@ -1,0 +1,1 @@
+"""Synthetic corpus generation: scenes, captions, speech with word times."""

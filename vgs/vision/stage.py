@@ -1,0 +1,151 @@
+"""Entry points of the vision rules: region store, conv-map store, ONNX export."""
+import json
+import logging
+import os
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pandas as pd
+from tqdm import tqdm
+
+from vgs.runtime import atomic_path
+
+from . import encoder as enc
+from . import proposals as prop
+from .regions import BadImage, extract, load_image
+from .store import RegionWriter
+
+log = logging.getLogger(__name__)
+
+
+def read_manifest(path):
+    df = pd.read_csv(path, sep="\t", dtype={"image_id": str})
+    missing = {"image_id", "path"} - set(df.columns)
+    if missing:
+        raise ValueError(f"{path}: image manifest lacks columns {sorted(missing)}")
+    if df["image_id"].duplicated().any():
+        raise ValueError(f"{path}: duplicate image_id {df['image_id'][df['image_id'].duplicated()].iloc[0]}")
+    return df
+
+
+def _check_skips(n_skipped, n_total, max_fraction, what):
+    if n_total and n_skipped / n_total > max_fraction:
+        raise RuntimeError(f"{what}: {n_skipped}/{n_total} images undecodable "
+                           f"(> max_bad_fraction {max_fraction}); see the log for the files")
+
+
+def build_regions(manifest, onnx_path, out_h5, stats_json, params, threads=1):
+    """results/vision/regions.h5 from the image manifest (see vgs.vision.store for the layout)."""
+    df = read_manifest(manifest)
+    runner = enc.OnnxEncoder(onnx_path, threads)
+    attrs = dict(encoder=f"efficientnet-{params['encoder']}", input_size=runner.size,
+                 feature_dim=enc.FEATURE_DIM, regions=params["detections"] + 1,
+                 config=json.dumps(params, sort_keys=True),
+                 substitution="EfficientNet-Lite (ImageNet) instead of the paper's R-CNN/VGG fc7",
+                 layout="row 0 = whole frame; rows 1..n_proposals = detections, best first; "
+                        "later rows = copies of row 0")
+    writer = RegionWriter(out_h5, attrs, params["detections"] + 1, enc.FEATURE_DIM, params["top_k"],
+                          params["hdf5"]["chunk_images"], params["hdf5"]["gzip_level"])
+    todo = [(i, p) for i, p in zip(df["image_id"], df["path"]) if i not in writer.done_ids]
+    log.info("%d images in %s, %d to do (%d resumed), encoder %s at %d px, %d threads",
+             len(df), manifest, len(todo), len(df) - len(todo), params["encoder"], runner.size, threads)
+    t0, c0 = time.perf_counter(), time.process_time()
+    try:
+        with tqdm(total=len(todo), desc="regions", unit="img", mininterval=5) as bar:
+            stats = extract(todo, runner, params, writer.add, threads, bar)
+        _check_skips(len(stats["skipped"]), len(df), params["max_bad_fraction"], manifest)
+        wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+        writer.publish({"skipped": json.dumps(stats["skipped"])})
+    except BaseException:
+        writer.close()
+        raise
+    n = stats["images"]
+    size = Path(out_h5).stat().st_size
+    with h5py.File(out_h5, "r") as h5:
+        n_total = h5["image_ids"].shape[0]
+    report = dict(
+        encoder=params["encoder"], input_size=runner.size, strategy=params["strategy"], threads=threads,
+        images_total=n_total, images_this_run=n, resumed=len(df) - len(todo), skipped=stats["skipped"],
+        wall_s=round(wall, 2), images_per_s=round(n / wall, 3) if wall else None,
+        s_per_image=round(wall / n, 3) if n else None,
+        # CPU seconds of this process (all threads): with cores shared, wall time overstates cost
+        cpu_s_per_image=round(cpu / n, 3) if n else None, load_avg_1min=round(os.getloadavg()[0], 2),
+        crops_per_s=round((stats["candidates"] + n) / stats["cnn_s"], 1) if stats["cnn_s"] else None,
+        mean_selective_search_boxes=round(stats["raw_boxes"] / max(n, 1), 1),
+        mean_candidates_scored=round(stats["candidates"] / max(n, 1), 1),
+        mean_proposals_kept=round(stats["proposals"] / max(n, 1), 2),
+        padded_images=stats["padded_images"],
+        proposal_thread_s_per_image=round(stats["proposal_s"] / max(n, 1), 3),
+        cnn_s_per_image=round(stats["cnn_s"] / max(n, 1), 3),
+        hdf5_bytes=size, hdf5_mb_per_1000_images=round(size / max(n_total, 1) * 1000 / 2**20, 2),
+    )
+    log.info("regions: %s", json.dumps(report))
+    with atomic_path(stats_json) as tmp:
+        Path(tmp).write_text(json.dumps(report, indent=2) + "\n")
+    return report
+
+
+def _gzip(level):
+    return dict(compression="gzip", compression_opts=level, shuffle=True) if level else {}
+
+
+def build_convmap(manifest, onnx_path, out_h5, params, threads=1):
+    """results/vision/convmap.h5: the whole image's last-conv-stage map at convmap.size px.
+
+    Layout: image_ids (N,) str; convmap (N, C, H, W) (C = 1280, H = W = size / 32, dtype from
+    config); attrs encoder, input_size, stride 32, complete.  Undecodable images are skipped
+    (listed in attrs['skipped'])."""
+    df = read_manifest(manifest)
+    runner = enc.OnnxEncoder(onnx_path, threads)
+    cfg, size, bs = params["convmap"], runner.size, params["batch_size"]
+    dtype = np.dtype(cfg["dtype"])
+    ids, skipped, t0 = [], [], time.perf_counter()
+    with atomic_path(out_h5) as tmp, h5py.File(tmp, "w") as h5:
+        batch = []
+
+        def flush():
+            x = enc.preprocess(np.stack([im for _, im in batch]))
+            fm = runner.run(x, ("convmap",), bs)["convmap"]
+            if "convmap" not in h5:  # shape known after the first batch: (C, H, W)
+                h5.create_dataset("convmap", (0, *fm.shape[1:]), dtype, maxshape=(None, *fm.shape[1:]),
+                                  chunks=(1, *fm.shape[1:]), **_gzip(params["hdf5"]["gzip_level"]))
+            d = h5["convmap"]
+            n0 = d.shape[0]
+            d.resize(n0 + len(batch), axis=0)
+            d[n0:] = fm.astype(dtype)
+            ids.extend(i for i, _ in batch)
+            batch.clear()
+
+        for image_id, path in tqdm(list(zip(df["image_id"], df["path"])), desc="convmap", mininterval=5):
+            try:
+                batch.append((image_id, prop.full_frame(load_image(path), size)))
+            except BadImage as e:
+                log.warning("skipping image %s: %s", image_id, e)
+                skipped.append({"image_id": image_id, "error": str(e)})
+            if len(batch) >= bs:
+                flush()
+        if batch:
+            flush()
+        _check_skips(len(skipped), len(df), params["max_bad_fraction"], manifest)
+        h5.create_dataset("image_ids", data=np.array(ids, dtype=object), dtype=h5py.string_dtype())
+        h5.attrs.update(encoder=f"efficientnet-{params['encoder']}", input_size=size, stride=32,
+                        layout="convmap[n] = (C, H, W) map of image_ids[n], whole frame resized to input_size",
+                        skipped=json.dumps(skipped), complete=True)
+    wall = time.perf_counter() - t0
+    log.info("convmap: %d images (%d skipped) in %.1f s = %.1f img/s, %s maps at %d px",
+             len(ids), len(skipped), wall, len(ids) / max(wall, 1e-9), dtype, size)
+
+
+def export(encoder, size, out_onnx):
+    """Export the ONNX encoder atomically (the exporter wants a real .onnx path, hence our own tmp)."""
+    out = Path(out_onnx)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f"{out.stem}.tmp-{os.getpid()}.onnx")
+    try:
+        err = enc.export_onnx(encoder, size, tmp)
+        os.replace(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return err

@@ -1,0 +1,119 @@
+"""HDF5 region store: resumable, chunked, compressed, published atomically.
+
+Layout of results/vision/regions.h5 (N images, R = 20 regions, D = 1280, K = 5):
+  image_ids    (N,)        utf-8 str   manifest image_id, in manifest order (skipped images absent)
+  features     (N, R, D)   float32     pooled last-conv-stage feature of each region
+  boxes        (N, R, 4)   float32     x0, y0, x1, y1 in pixels of the original image (x1, y1 exclusive)
+  scores       (N, R)      float32     max ImageNet class probability of the region
+  top_classes  (N, R, K)   int16       ImageNet-1k class ids, most probable first
+  top_probs    (N, R, K)   float32     their softmax probabilities
+  n_proposals  (N,)        int16       real detections in rows 1..n (row 0 = whole frame; rows after
+                                       n are copies of row 0)
+  attrs: encoder, input_size, feature_dim, regions, config (JSON of every vision param), layout,
+         complete (True only in the published file), n_images.
+
+While running, rows are appended to `<path>.partial` in chunks; `n_done` (an attribute updated
+after each flushed chunk) is the number of rows that are complete, so a crash mid-chunk loses only
+that chunk.  A rerun with the same config resumes from there; any other config starts afresh."""
+import json
+import logging
+import os
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+FIELDS = {  # name -> (per-image shape given R, D, K), dtype
+    "features": (lambda R, D, K: (R, D), np.float32),
+    "boxes": (lambda R, D, K: (R, 4), np.float32),
+    "scores": (lambda R, D, K: (R,), np.float32),
+    "top_classes": (lambda R, D, K: (R, K), np.int16),
+    "top_probs": (lambda R, D, K: (R, K), np.float32),
+    "n_proposals": (lambda R, D, K: (), np.int16),
+}
+
+
+class RegionWriter:
+    def __init__(self, path, attrs, regions, dim, top_k, chunk=32, compression=4):
+        self.path, self.partial = Path(path), Path(f"{path}.partial")
+        self.attrs, self.chunk, self.buf = dict(attrs), int(chunk), []
+        self.shapes = {k: (f(regions, dim, top_k), dt) for k, (f, dt) in FIELDS.items()}
+        self.h5 = self._open_or_resume(compression)
+        self.done_ids = set(self.h5["image_ids"].asstr()[:])
+
+    def _open_or_resume(self, level):
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if self.partial.exists():
+            try:
+                h5 = h5py.File(self.partial, "a")
+                if h5.attrs.get("config") == self.attrs["config"]:
+                    n = int(h5.attrs["n_done"])
+                    for name in ["image_ids", *self.shapes]:  # drop rows of an unfinished chunk
+                        h5[name].resize(n, axis=0)
+                    log.info("resuming %s: %d images already done", self.partial, n)
+                    return h5
+                h5.close()
+                log.info("%s was made with another config; starting afresh", self.partial)
+            except (OSError, KeyError) as e:
+                log.warning("%s unreadable (%s); starting afresh", self.partial, e)
+            self.partial.unlink()
+        h5 = h5py.File(self.partial, "w")
+        opts = dict(compression="gzip", compression_opts=level, shuffle=True) if level else {}
+        h5.create_dataset("image_ids", (0,), h5py.string_dtype(), maxshape=(None,), chunks=(self.chunk,))
+        for name, (shape, dt) in self.shapes.items():
+            h5.create_dataset(name, (0, *shape), dt, maxshape=(None, *shape), chunks=(self.chunk, *shape), **opts)
+        for k, v in self.attrs.items():
+            h5.attrs[k] = v
+        h5.attrs["complete"] = False
+        h5.attrs["n_done"] = 0
+        return h5
+
+    def add(self, image_id, res):
+        self.buf.append((image_id, res))
+        if len(self.buf) >= self.chunk:
+            self.flush()
+
+    def flush(self):
+        if not self.buf:
+            return
+        n0, m = self.h5["image_ids"].shape[0], len(self.buf)
+        self.h5["image_ids"].resize(n0 + m, axis=0)
+        self.h5["image_ids"][n0:] = [i for i, _ in self.buf]
+        for name in self.shapes:
+            d = self.h5[name]
+            d.resize(n0 + m, axis=0)
+            d[n0:] = np.stack([r[name] for _, r in self.buf])
+        self.h5.attrs["n_done"] = n0 + m  # only now do these rows count as written
+        self.h5.flush()
+        self.buf = []
+
+    def publish(self, extra_attrs=None):
+        """Flush, mark complete and rename onto the final path (atomic on one file system)."""
+        self.flush()
+        for k, v in (extra_attrs or {}).items():
+            self.h5.attrs[k] = v
+        self.h5.attrs["n_images"] = self.h5["image_ids"].shape[0]
+        self.h5.attrs["complete"] = True
+        self.h5.close()
+        os.replace(self.partial, self.path)
+
+    def close(self):
+        """Leave the partial file for a resume (called on failure)."""
+        if self.h5.id.valid:
+            self.flush()
+            self.h5.close()
+
+
+def read_regions(path, fields=None):
+    """Load a published region store into a dict of numpy arrays (+ 'attrs')."""
+    with h5py.File(path, "r") as h5:
+        if not h5.attrs.get("complete", False):
+            raise ValueError(f"{path}: region store is incomplete (no 'complete' attribute)")
+        out = {"image_ids": h5["image_ids"].asstr()[:]}
+        for name in fields or FIELDS:
+            out[name] = h5[name][:]
+        out["attrs"] = {k: (v.item() if hasattr(v, "item") else v) for k, v in h5.attrs.items()}
+        out["config"] = json.loads(out["attrs"]["config"])
+    return out

@@ -1,0 +1,149 @@
+"""Supervised pretraining of a word net as an isolated-word classifier (paper Sec. 3, Table 2).
+
+Checkpoints after every epoch (atomically, next to the model) and resumes from it after a
+kill; a checkpoint whose parameters or input file differ is ignored.  Shuffling and dropout
+are re-seeded from (seed, epoch) every epoch, so a resumed run gives bit-identical weights."""
+import hashlib
+import json
+import logging
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from ..runtime import atomic_path
+from .data import read_meta, read_windows, split_tokens
+from .models import WordNet, save_model
+
+log = logging.getLogger(__name__)
+
+
+def _fingerprint(params, path):
+    st = os.stat(path)
+    blob = json.dumps({"params": params, "size": st.st_size, "mtime": st.st_mtime_ns}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def _optimizer(model, p):
+    if p["optimizer"] == "adam":
+        return torch.optim.Adam(model.parameters(), lr=p["lr"], weight_decay=p["weight_decay"])
+    if p["optimizer"] == "sgd":
+        return torch.optim.SGD(model.parameters(), lr=p["lr"], momentum=p["momentum"],
+                               weight_decay=p["weight_decay"])
+    raise ValueError(f"unknown optimizer {p['optimizer']!r}; use 'adam' or 'sgd'")
+
+
+@torch.inference_mode()
+def evaluate(model, x, y, batch_size=512):
+    """Top-1 / top-5 accuracy (fractions) and inference windows/s."""
+    model.eval()
+    t0 = time.perf_counter()
+    hit1 = hit5 = 0
+    for i in range(0, len(x), batch_size):
+        logits = model(x[i:i + batch_size])
+        top = logits.topk(min(5, logits.shape[1]), dim=1).indices
+        yy = y[i:i + batch_size, None]
+        hit1 += int((top[:, :1] == yy).sum())
+        hit5 += int((top == yy).any(1).sum())
+    dt = time.perf_counter() - t0
+    n = max(1, len(x))
+    return hit1 / n, hit5 / n, len(x) / max(dt, 1e-9)
+
+
+def _save_checkpoint(path, state):
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+
+
+def train(windows_path, model_out, metrics_out, params, on_epoch_end=None):
+    """Train params['arch'] on the word windows; write model_out (.pt) and metrics_out (.json).
+
+    on_epoch_end(epoch) is called after each epoch's checkpoint is written (tests use it to
+    simulate a kill)."""
+    p = dict(params)
+    model_out, metrics_out = Path(model_out), Path(metrics_out)
+    ckpt_path = model_out.with_name("checkpoint.pt")
+    torch.set_num_threads(max(1, int(p.get("threads", 1))))
+
+    import h5py
+    with h5py.File(windows_path, "r") as f:
+        has_spk = "speakers" in f
+    meta = read_meta(windows_path, extra=("speakers",) if has_spk else ())
+    classes, labels, tr, te = split_tokens(meta["words"], meta.get("speakers"), p["min_tokens"],
+                                           p["test_fraction"], p["split"], p["seed"])
+    rows = np.sort(np.concatenate([tr, te]))
+    x_all = torch.from_numpy(read_windows(windows_path, rows))
+    pos = np.searchsorted(rows, tr), np.searchsorted(rows, te)
+    xtr, xte = x_all[pos[0]], x_all[pos[1]]
+    del x_all
+    ytr, yte = torch.from_numpy(labels[tr]), torch.from_numpy(labels[te])
+
+    torch.manual_seed(p["seed"])
+    model = WordNet(p["arch"], len(classes), dropout=p["dropout"])
+    model.mean.copy_(xtr.mean(0))  # pixel-by-pixel mean over the training set
+    opt = _optimizer(model, p)
+    fp = _fingerprint(p, windows_path)
+    start, history, train_time, seen = 0, [], 0.0, 0
+    if ckpt_path.exists():
+        ck = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+        if ck.get("fingerprint") == fp:
+            model.load_state_dict(ck["model"])
+            opt.load_state_dict(ck["optimizer"])
+            start, history = ck["epoch"], ck["history"]
+            train_time, seen = ck["train_time"], ck["seen"]
+            log.info("resumed from %s after epoch %d", ckpt_path, start)
+        else:
+            log.warning("ignoring %s: written for other parameters or input", ckpt_path)
+
+    n, bs = len(xtr), p["batch_size"]
+    for epoch in range(start, p["epochs"]):
+        g = torch.Generator().manual_seed(p["seed"] * 1_000_003 + epoch)
+        perm = torch.randperm(n, generator=g)
+        torch.manual_seed(p["seed"] * 1_000_003 + epoch + 1)  # the dropout stream
+        model.train()
+        t0, loss_sum = time.perf_counter(), 0.0
+        for i in tqdm(range(0, n, bs), desc=f"{p['arch']} epoch {epoch + 1}/{p['epochs']}",
+                      mininterval=5, leave=False):
+            idx = perm[i:i + bs]
+            loss = F.cross_entropy(model(xtr[idx]), ytr[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            loss_sum += loss.item() * len(idx)
+        dt = time.perf_counter() - t0
+        train_time, seen = train_time + dt, seen + n
+        top1, top5, _ = evaluate(model, xte, yte)
+        history.append({"epoch": epoch + 1, "loss": loss_sum / n, "test_top1": top1,
+                        "test_top5": top5, "seconds": dt})
+        log.info("%s epoch %d: loss %.4f, test top-1 %.3f top-5 %.3f, %.0f windows/s",
+                 p["arch"], epoch + 1, loss_sum / n, top1, top5, n / dt)
+        _save_checkpoint(ckpt_path, {"fingerprint": fp, "epoch": epoch + 1, "model": model.state_dict(),
+                                     "optimizer": opt.state_dict(), "history": history,
+                                     "train_time": train_time, "seen": seen})
+        if on_epoch_end is not None:
+            on_epoch_end(epoch + 1)
+
+    top1, top5, infer_rate = evaluate(model, xte, yte)
+    k = min(len(xtr), len(xte))
+    tr1, tr5, _ = evaluate(model, xtr[:k], ytr[:k])
+    metrics = {
+        "arch": p["arch"], "classes": len(classes), "train_tokens": len(tr), "test_tokens": len(te),
+        "split": p["split"], "epochs": p["epochs"], "top1": top1, "top5": top5,
+        "train_top1": tr1, "train_top5": tr5, "chance_top1": 1 / len(classes),
+        "params": sum(t.numel() for t in model.parameters()),
+        "train_windows_per_s": seen / max(train_time, 1e-9), "train_seconds": train_time,
+        "inference_windows_per_s": infer_rate, "history": history, "config": p,
+    }
+    log.info("%s: test top-1 %.3f top-5 %.3f (%d classes); train %.0f windows/s, inference %.0f windows/s",
+             p["arch"], top1, top5, len(classes), metrics["train_windows_per_s"], infer_rate)
+    with atomic_path(model_out) as tmp:
+        save_model(tmp, model, classes, {"config": p, "metrics": {k: v for k, v in metrics.items()
+                                                                  if k != "history"}})
+    with atomic_path(metrics_out) as tmp:
+        tmp.write_text(json.dumps(metrics, indent=2))
+    ckpt_path.unlink(missing_ok=True)
+    return metrics

