@@ -58,3 +58,36 @@ def set_threads(n):
     import torch
 
     torch.set_num_threads(max(1, int(n)))
+
+
+def to_cpu(obj):
+    """obj (tensor, or dicts/lists of them, e.g. a state dict) with every tensor on the CPU, so
+    files written after GPU work load on any machine."""
+    import torch
+
+    if isinstance(obj, torch.Tensor):
+        return obj.cpu()
+    if isinstance(obj, dict):
+        return {k: to_cpu(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(to_cpu(v) for v in obj)
+    return obj
+
+
+_DEVICE = None
+
+
+def torch_device():
+    """cuda when torch sees a GPU (e.g. one SLURM allocated for `resources: gpu`), else cpu;
+    the choice is logged once per process.  Callers move results back to the CPU for saving."""
+    global _DEVICE
+    if _DEVICE is None:
+        import torch
+
+        if torch.cuda.is_available():
+            _DEVICE = torch.device("cuda", torch.cuda.current_device())
+            log.info("using %s (%s)", _DEVICE, torch.cuda.get_device_name(_DEVICE))
+        else:
+            _DEVICE = torch.device("cpu")
+            log.info("using cpu")
+    return _DEVICE

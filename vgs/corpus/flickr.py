@@ -13,6 +13,8 @@ import pandas as pd
 import soundfile as sf
 from PIL import Image
 
+from ..speech.audio import wav_truncation
+
 log = logging.getLogger(__name__)
 SPLIT_FILES = {"train": "Flickr_8k.trainImages.txt", "dev": "Flickr_8k.devImages.txt",
                "test": "Flickr_8k.testImages.txt"}
@@ -80,6 +82,9 @@ def _check_wav(path):
         return None, "missing audio file"
     if path.stat().st_size == 0:
         return None, "empty file (0 bytes)"
+    short = wav_truncation(path)  # libsndfile quietly reads a cut-short file as a shorter one
+    if short > 0:
+        return None, f"truncated: WAV header promises {short} more bytes of audio"
     try:
         info = sf.info(str(path))
     except Exception as e:
@@ -163,9 +168,11 @@ def ingest(root, out_dir, threads=4, max_skip_fraction=0.2):
             if p.name not in listed:
                 skips.add("wav_not_in_wav2capt", p, "audio file not listed in wav2capt.txt")
     spoken = {(u["image_id"], u["n"]) for u in utts}
+    in_wav2capt = {(r["image"][:-4], int(r["n"])) for r in pairs}
     for (image_id, n) in sorted(captions):
         if (image_id, n) not in spoken and image_id in good_images:
-            skips.add("caption_without_audio", token_file, f"{image_id}.jpg#{n} has no usable recording")
+            why = "its recording was skipped (see above)" if (image_id, n) in in_wav2capt else "not in wav2capt.txt"
+            skips.add("caption_without_audio", token_file, f"{image_id}.jpg#{n} has no usable recording: {why}")
     utts = pd.DataFrame(utts, columns=["utt_id", "image_id", "n", "wav", "speaker", "split", "duration",
                                        "sample_rate", "channels", "transcript"])
     caps = pd.DataFrame([(i, n, c) for (i, n), c in sorted(captions.items())], columns=["image_id", "n", "caption"])

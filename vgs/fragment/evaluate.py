@@ -12,7 +12,7 @@ from vgs.fragment.data import load_split
 from vgs.fragment.grounding import grounding_accuracy
 from vgs.fragment.model import chunked_scores
 from vgs.fragment.train import config_hash, load_model
-from vgs.runtime import atomic_path
+from vgs.runtime import atomic_path, torch_device
 
 log = logging.getLogger(__name__)
 
@@ -24,9 +24,11 @@ LABELS = {"speech": "Spectrogram CNN", "oracle": "Spectrogram CNN, oracle word t
 
 
 def evaluate_system(model_pt, regions_h5, words_h5, utterances_tsv, cfg, scores_out, metrics_out,
-                    boxes_tsv=None, system="?"):
+                    boxes_tsv=None, system="?", device=None):
     ks = tuple(cfg["ks"])
     model, ck = load_model(model_pt)
+    device = torch_device() if device is None else device
+    model.to(device)  # scores come back to the CPU (chunked_scores, grounding)
     test = load_split(regions_h5, words_h5, utterances_tsv, "test")
     t0 = time.time()
     S = chunked_scores(model, test.feats, test.words, test.seg, len(test.cap_ids), cfg["eval_mem_mb"],
@@ -41,7 +43,7 @@ def evaluate_system(model_pt, regions_h5, words_h5, utterances_tsv, cfg, scores_
            "best_epoch": ck["info"]["best_epoch"],
            "best_dev_mean_recall": ck["info"]["best_dev_mean_recall"],
            "train_config_hash": config_hash(ck["config"]),
-           "timing": {"scoring_s": t_score, "evaluation_s": t_eval,
+           "timing": {"scoring_s": t_score, "evaluation_s": t_eval, "device": str(device),
                       "captions_per_s": len(test.cap_ids) / max(t_eval, 1e-9)},
            "random_simulated": metrics.random_simulated(test.cap_image, ks, cfg["random_trials"], cfg["seed"])}
     if boxes_tsv:

@@ -32,13 +32,14 @@ def iou(a, b):
 def region_word_scores(model, data, chunk=2048):
     """(T, R) score y_i . x_t of every word against every region of its own caption's image."""
     model.eval()
+    dev = model.image_mean.device
     out = np.empty((len(data.seg), data.feats.shape[1]), np.float32)
     img = data.cap_image[data.seg]
     with torch.no_grad():
         for a in range(0, len(img), chunk):
-            y = model.embed_images(torch.as_tensor(data.feats[img[a:a + chunk]]))
-            x = model.embed_words(torch.as_tensor(data.words[a:a + chunk]))
-            out[a:a + chunk] = torch.einsum("trh,th->tr", y, x).numpy()
+            y = model.embed_images(torch.as_tensor(data.feats[img[a:a + chunk]]).to(dev))
+            x = model.embed_words(torch.as_tensor(data.words[a:a + chunk]).to(dev))
+            out[a:a + chunk] = torch.einsum("trh,th->tr", y, x).cpu().numpy()
     return out
 
 

@@ -66,16 +66,18 @@ def chunked_scores(model, feats, words, seg, n_caps, mem_mb=512, progress=None):
     """Full (images x captions) score matrix without building the whole (K*R x T) product.
 
     feats: (K, R, D) raw region features; words: (T, Dw) raw word vectors. Image chunks are
-    sized so one chunk's (chunk*R x T) product stays within mem_mb."""
+    sized so one chunk's (chunk*R x T) product stays within mem_mb. Computed on the model's
+    device; the result is a CPU array."""
     model.eval()
+    dev = model.image_mean.device
     with torch.no_grad():
-        x = model.embed_words(torch.as_tensor(words, dtype=torch.float32))
-        seg = torch.as_tensor(seg, dtype=torch.long)
+        x = model.embed_words(torch.as_tensor(words, dtype=torch.float32).to(dev))
+        seg = torch.as_tensor(seg, dtype=torch.long).to(dev)
         K, R = feats.shape[:2]
         chunk = max(1, int(mem_mb * 2**20 // (4 * R * max(1, x.shape[0]))))
         out = torch.empty(K, n_caps)
         it = range(0, K, chunk)
         for a in (progress(it) if progress else it):
-            y = model.embed_images(torch.as_tensor(feats[a:a + chunk], dtype=torch.float32))
-            out[a:a + chunk] = score_matrix(y, x, seg, n_caps)
+            y = model.embed_images(torch.as_tensor(feats[a:a + chunk], dtype=torch.float32).to(dev))
+            out[a:a + chunk] = score_matrix(y, x, seg, n_caps).cpu()
     return out.numpy()

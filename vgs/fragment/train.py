@@ -1,5 +1,6 @@
 """SGD training of the fragment model (paper sec. 4) with per-epoch atomic checkpoints, resume and
-best-epoch selection on the dev split."""
+best-epoch selection on the dev split.  Runs on a visible GPU (vgs.runtime.torch_device): data stay
+on the CPU and go over per batch; checkpoints and models hold CPU tensors."""
 import copy
 import hashlib
 import json
@@ -13,7 +14,7 @@ from tqdm import tqdm
 
 from vgs.fragment import metrics
 from vgs.fragment.model import FragmentModel, chunked_scores, margin_cost, score_matrix
-from vgs.runtime import atomic_path
+from vgs.runtime import atomic_path, to_cpu, torch_device
 
 log = logging.getLogger(__name__)
 
@@ -70,19 +71,22 @@ def build_model(train, cfg):
     return model
 
 
-def train_model(train, dev, cfg, checkpoint, stop_after_epoch=None, mem_mb=512):
-    """Train for cfg['epochs'] epochs; returns (best model, info). Resumes from `checkpoint` when
-    it matches this config and data. `stop_after_epoch` simulates a kill (tests)."""
+def train_model(train, dev, cfg, checkpoint, stop_after_epoch=None, mem_mb=512, device=None):
+    """Train for cfg['epochs'] epochs; returns (best model, info), the model on `device` (default
+    vgs.runtime.torch_device()). Resumes from `checkpoint` when it matches this config and data.
+    `stop_after_epoch` simulates a kill (tests)."""
     checkpoint = Path(checkpoint)
     fp = fingerprint(cfg, train, dev)
     model = build_model(train, cfg)
+    device = torch.device(device) if device is not None else torch_device()
+    model.to(device)  # before the optimizer, so its state lives on the same device
     opt = torch.optim.SGD(model.parameters(), lr=cfg["lr"], momentum=cfg["momentum"],
                           weight_decay=cfg.get("weight_decay", 0.0))
     state = {"epoch": 0, "history": [], "best": None, "best_epoch": 0, "best_score": -1.0}
     for stale in checkpoint.parent.glob(checkpoint.name + ".tmp-*"):  # left by a kill mid-save
         stale.unlink()
     if checkpoint.exists():
-        ck = torch.load(checkpoint, weights_only=False)
+        ck = torch.load(checkpoint, map_location="cpu", weights_only=False)
         if ck.get("fingerprint") == fp:
             model.load_state_dict(ck["model"])
             opt.load_state_dict(ck["optim"])
@@ -100,9 +104,9 @@ def train_model(train, dev, cfg, checkpoint, stop_after_epoch=None, mem_mb=512):
         total, n_img = 0.0, 0
         for imgs, caps in tqdm(batches, desc=f"epoch {epoch}", mininterval=5):
             rows, local = _gather_rows(offsets, caps)
-            y = model.embed_images(v_tr[imgs])
-            x = model.embed_words(x_tr[rows])
-            S = score_matrix(y, x, torch.as_tensor(local), len(caps))
+            y = model.embed_images(v_tr[imgs].to(device))
+            x = model.embed_words(x_tr[rows].to(device))
+            S = score_matrix(y, x, torch.as_tensor(local).to(device), len(caps))
             loss = margin_cost(S, cfg["margin"])
             opt.zero_grad()
             loss.backward()
@@ -121,14 +125,14 @@ def train_model(train, dev, cfg, checkpoint, stop_after_epoch=None, mem_mb=512):
             state.update(best=copy.deepcopy(model.state_dict()), best_epoch=epoch, best_score=score)
         state["epoch"] = epoch
         with atomic_path(checkpoint) as tmp:
-            torch.save({"fingerprint": fp, "model": model.state_dict(), "optim": opt.state_dict(),
-                        "state": state}, tmp)
+            torch.save(to_cpu({"fingerprint": fp, "model": model.state_dict(), "optim": opt.state_dict(),
+                               "state": state}), tmp)
         if stop_after_epoch is not None and epoch >= stop_after_epoch:
             raise KeyboardInterrupt(f"simulated kill after epoch {epoch}")
     if state["best"] is not None:
         model.load_state_dict(state["best"])
     info = {"best_epoch": state["best_epoch"], "best_dev_mean_recall": state["best_score"],
-            "history": state["history"], "fingerprint": fp}
+            "history": state["history"], "fingerprint": fp, "device": str(device)}
     return model, info
 
 
@@ -136,11 +140,12 @@ def save_model(model, cfg, info, path):
     meta = {"image_dim": model.image_proj.in_features, "word_dim": model.word_proj.in_features,
             "embed_dim": model.image_proj.out_features, "standardize_images": model.standardize_images}
     with atomic_path(path) as tmp:
-        torch.save({"state": model.state_dict(), "meta": meta, "config": cfg, "info": info}, tmp)
+        torch.save({"state": to_cpu(model.state_dict()), "meta": meta, "config": cfg, "info": info}, tmp)
 
 
 def load_model(path):
-    ck = torch.load(path, weights_only=False)
+    """The saved model, on the CPU in eval mode, and the whole saved dict."""
+    ck = torch.load(path, map_location="cpu", weights_only=False)
     m = ck["meta"]
     model = FragmentModel(m["image_dim"], m["word_dim"], m["embed_dim"], m["standardize_images"])
     model.load_state_dict(ck["state"])

@@ -7,6 +7,9 @@ import numpy as np
 import soundfile as sf
 
 log = logging.getLogger(__name__)
+SILENT_PEAK = 1e-4     # peak below -80 dBFS (about 3 int16 steps): no speech to align
+CLIP_LEVEL = 0.999     # |sample| at full scale ...
+CLIP_FRACTION = 1e-3   # ... in more than 0.1% of samples: the recording was clipped
 
 
 class BadAudioError(ValueError):
@@ -17,7 +20,7 @@ class BadAudioError(ValueError):
         self.path, self.problem = str(path), problem
 
 
-def _wav_truncation(path):
+def wav_truncation(path):
     """For RIFF/WAVE files: bytes the header promises in 'data' minus bytes present (>0: cut short)."""
     with open(path, "rb") as fh:
         head = fh.read(12)
@@ -45,7 +48,7 @@ def load_audio(path, sample_rate=16000):
         raise BadAudioError(path, "file does not exist")
     if os.path.getsize(path) == 0:
         raise BadAudioError(path, "empty file (0 bytes)")
-    short = _wav_truncation(path)
+    short = wav_truncation(path)
     if short > 0:
         raise BadAudioError(path, f"truncated: WAV header promises {short} more bytes of audio")
     try:
@@ -62,6 +65,16 @@ def load_audio(path, sample_rate=16000):
 
         x = AF.resample(torch.from_numpy(np.ascontiguousarray(x)), sr, sample_rate).numpy()
     return np.ascontiguousarray(x, dtype=np.float32), info
+
+
+def signal_problem(x):
+    """'silent' or 'clipped' for audio a human would reject by ear, else None (x: float in [-1, 1])."""
+    a = np.abs(x)
+    if a.max(initial=0.0) < SILENT_PEAK:
+        return "silent"
+    if (a >= CLIP_LEVEL).mean() > CLIP_FRACTION:
+        return "clipped"
+    return None
 
 
 def to_int16(x):

@@ -30,7 +30,7 @@ import numpy as np
 from tqdm import tqdm
 
 from ..runtime import atomic_path
-from .audio import BadAudioError, load_audio
+from .audio import BadAudioError, load_audio, signal_problem
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +73,8 @@ def _compute(item, cfg):
     if len(x) < cfg["sample_rate"] * cfg["frame_length_ms"] / 1000:
         return key, None, {"problem": f"shorter than one {cfg['frame_length_ms']} ms frame",
                            "path": str(path)}
-    return key, fbank(x, cfg, key), {**info, "duration": len(x) / cfg["sample_rate"]}
+    return key, fbank(x, cfg, key), {**info, "duration": len(x) / cfg["sample_rate"],
+                                      "signal": signal_problem(x)}
 
 
 def extract_features(items, cfg, out_h5, report_json, threads=1, ark=None, scp=None, desc="fbank"):
@@ -86,6 +87,7 @@ def extract_features(items, cfg, out_h5, report_json, threads=1, ark=None, scp=N
     partial = f"{out_h5}.partial"
     sig = json.dumps(cfg, sort_keys=True)
     skipped, n_res, n_mix, audio_s, frames, reused = [], 0, 0, 0.0, 0, 0
+    signal = {"clipped": [], "silent": []}  # kept (features exist) but worth knowing
     with h5py.File(partial, "a") as h5:
         if h5.attrs.get("params") != sig:  # parameters changed since the partial run: start over
             for k in list(h5.keys()):
@@ -106,6 +108,9 @@ def extract_features(items, cfg, out_h5, report_json, threads=1, ark=None, scp=N
                     continue
                 n_res += info["resampled"]
                 n_mix += info["downmixed"]
+                if info["signal"]:
+                    signal[info["signal"]].append(key)
+                    log.warning("%s: %s audio (features kept)", key, info["signal"])
                 ds = g.create_dataset(key, data=f)
                 ds.attrs.update(duration=info["duration"], source_rate=info["source_rate"])
                 ds.attrs["done"] = True
@@ -125,6 +130,8 @@ def extract_features(items, cfg, out_h5, report_json, threads=1, ark=None, scp=N
     wall = time.time() - t0
     report = {"utterances": len(items), "stored": n_stored, "reused_from_partial_run": reused,
               "skipped": len(skipped), "skips": skipped, "resampled": n_res, "downmixed": n_mix,
+              "clipped": len(signal["clipped"]), "clipped_utterances": sorted(signal["clipped"]),
+              "silent": len(signal["silent"]), "silent_utterances": sorted(signal["silent"]),
               "frames": frames, "audio_seconds": round(float(audio_s), 2), "wall_seconds": round(wall, 2),
               "x_real_time": round(float(audio_s) / max(wall, 1e-9), 1),
               "h5_bytes": os.path.getsize(out_h5),

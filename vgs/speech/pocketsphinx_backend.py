@@ -11,7 +11,9 @@ import logging
 import os
 import re
 
-from .audio import BadAudioError, load_audio, to_int16
+import numpy as np
+
+from .audio import BadAudioError, load_audio, signal_problem, to_int16
 from .textgrid import SILENCE
 
 log = logging.getLogger(__name__)
@@ -87,12 +89,18 @@ def align_one(utt):
     if len(x) < 0.1 * 16000:
         out["reason"] = f"too_short: {out['duration']:.3f} s"
         return out
+    if signal_problem(x) == "silent":  # wide beams would "align" any transcript to silence
+        out["reason"] = f"silent_audio: peak amplitude {np.abs(x).max():.1e} (digital silence)"
+        return out
     pcm = to_int16(x).tobytes()
     for attempt, beam in enumerate([None] + [float(b) for b in _cfg.get("retry_beams", [])]):
         d = _decoder(beam)
         reason, words = _word_pass(d, pcm, utt["transcript"])
         if reason is None:
             break
+    if reason and reason.startswith("no_alignment"):  # say what was tried on how much audio
+        reason += (f" ({len(utt['transcript'].split())} words in {out['duration']:.2f} s of audio, "
+                   f"{attempt + 1} beam settings tried)")
     out["words"], out["reason"], out["retries"] = words, reason, attempt
     if reason is not None:
         return out

@@ -116,7 +116,12 @@ class OnnxEncoder:
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = max(1, int(threads))
         opts.inter_op_num_threads = 1
-        self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        # a GPU only with the onnxruntime-gpu build (the pinned CPU build lists no CUDA provider)
+        providers = ["CPUExecutionProvider"]
+        if "CUDAExecutionProvider" in ort.get_available_providers():
+            providers.insert(0, "CUDAExecutionProvider")
+        self.session = ort.InferenceSession(str(path), opts, providers=providers)
+        log.info("onnxruntime providers for %s: %s", path.name, self.session.get_providers())
         self.size = int(self.session.get_inputs()[0].shape[2])
 
     def run(self, x, outputs=("features", "logits"), batch_size=64):

@@ -2,7 +2,9 @@
 
 Checkpoints after every epoch (atomically, next to the model) and resumes from it after a
 kill; a checkpoint whose parameters or input file differ is ignored.  Shuffling and dropout
-are re-seeded from (seed, epoch) every epoch, so a resumed run gives bit-identical weights."""
+are re-seeded from (seed, epoch) every epoch, so a resumed run gives bit-identical weights.
+Runs on a visible GPU (vgs.runtime.torch_device); data stay on the CPU and go over per batch,
+and files hold CPU tensors, so a model trained on a GPU loads anywhere."""
 import hashlib
 import json
 import logging
@@ -15,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from ..runtime import atomic_path
+from ..runtime import atomic_path, to_cpu, torch_device
 from .data import read_meta, read_windows, split_tokens
 from .models import WordNet, save_model
 
@@ -41,12 +43,13 @@ def _optimizer(model, p):
 def evaluate(model, x, y, batch_size=512):
     """Top-1 / top-5 accuracy (fractions) and inference windows/s."""
     model.eval()
+    dev = next(model.parameters()).device
     t0 = time.perf_counter()
     hit1 = hit5 = 0
     for i in range(0, len(x), batch_size):
-        logits = model(x[i:i + batch_size])
+        logits = model(x[i:i + batch_size].to(dev))
         top = logits.topk(min(5, logits.shape[1]), dim=1).indices
-        yy = y[i:i + batch_size, None]
+        yy = y[i:i + batch_size, None].to(dev)
         hit1 += int((top[:, :1] == yy).sum())
         hit5 += int((top == yy).any(1).sum())
     dt = time.perf_counter() - t0
@@ -56,14 +59,14 @@ def evaluate(model, x, y, batch_size=512):
 
 def _save_checkpoint(path, state):
     with atomic_path(path) as tmp:
-        torch.save(state, tmp)
+        torch.save(to_cpu(state), tmp)
 
 
-def train(windows_path, model_out, metrics_out, params, on_epoch_end=None):
+def train(windows_path, model_out, metrics_out, params, on_epoch_end=None, device=None):
     """Train params['arch'] on the word windows; write model_out (.pt) and metrics_out (.json).
 
     on_epoch_end(epoch) is called after each epoch's checkpoint is written (tests use it to
-    simulate a kill)."""
+    simulate a kill).  device: default vgs.runtime.torch_device()."""
     p = dict(params)
     model_out, metrics_out = Path(model_out), Path(metrics_out)
     ckpt_path = model_out.with_name("checkpoint.pt")
@@ -85,6 +88,8 @@ def train(windows_path, model_out, metrics_out, params, on_epoch_end=None):
     torch.manual_seed(p["seed"])
     model = WordNet(p["arch"], len(classes), dropout=p["dropout"])
     model.mean.copy_(xtr.mean(0))  # pixel-by-pixel mean over the training set
+    dev = torch.device(device) if device is not None else torch_device()
+    model.to(dev)  # before the optimizer, so its state lives on the same device
     opt = _optimizer(model, p)
     fp = _fingerprint(p, windows_path)
     start, history, train_time, seen = 0, [], 0.0, 0
@@ -109,7 +114,7 @@ def train(windows_path, model_out, metrics_out, params, on_epoch_end=None):
         for i in tqdm(range(0, n, bs), desc=f"{p['arch']} epoch {epoch + 1}/{p['epochs']}",
                       mininterval=5, leave=False):
             idx = perm[i:i + bs]
-            loss = F.cross_entropy(model(xtr[idx]), ytr[idx])
+            loss = F.cross_entropy(model(xtr[idx].to(dev)), ytr[idx].to(dev))
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -136,10 +141,11 @@ def train(windows_path, model_out, metrics_out, params, on_epoch_end=None):
         "train_top1": tr1, "train_top5": tr5, "chance_top1": 1 / len(classes),
         "params": sum(t.numel() for t in model.parameters()),
         "train_windows_per_s": seen / max(train_time, 1e-9), "train_seconds": train_time,
-        "inference_windows_per_s": infer_rate, "history": history, "config": p,
+        "inference_windows_per_s": infer_rate, "device": str(dev), "history": history, "config": p,
     }
     log.info("%s: test top-1 %.3f top-5 %.3f (%d classes); train %.0f windows/s, inference %.0f windows/s",
              p["arch"], top1, top5, len(classes), metrics["train_windows_per_s"], infer_rate)
+    model.cpu()
     with atomic_path(model_out) as tmp:
         save_model(tmp, model, classes, {"config": p, "metrics": {k: v for k, v in metrics.items()
                                                                   if k != "history"}})

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ..runtime import atomic_path
+from ..runtime import atomic_path, torch_device
 from .data import META, read_meta
 from .models import load_model
 
@@ -35,7 +35,8 @@ def caption_order(utt_ids, index):
 
 @torch.inference_mode()
 def embed_windows(model, path, rows, batch_size=512):
-    """Embed windows of `path` in the given row order, reading in batches."""
+    """Embed windows of `path` in the given row order, reading in batches (on the model's device)."""
+    dev = next(model.parameters()).device
     out = np.empty((len(rows), 1024), np.float32)
     with h5py.File(path, "r") as f:
         ds = f["windows"]
@@ -49,13 +50,15 @@ def embed_windows(model, path, rows, batch_size=512):
                 x[srt] = ds[r[srt]]  # h5py wants increasing indices
             if not np.isfinite(x).all():
                 raise ValueError(f"{path}: NaN/inf in caption windows near row {int(r[0])}")
-            out[i:i + len(r)] = model.embed(torch.from_numpy(x)).numpy()
+            out[i:i + len(r)] = model.embed(torch.from_numpy(x).to(dev)).cpu().numpy()
     return out
 
 
-def extract_vectors(model_path, windows_path, out_path, report_path=None, batch_size=512, threads=1):
+def extract_vectors(model_path, windows_path, out_path, report_path=None, batch_size=512, threads=1,
+                    device=None):
     torch.set_num_threads(max(1, int(threads)))
     model, ck = load_model(model_path)
+    model.to(torch.device(device) if device is not None else torch_device())
     meta = read_meta(windows_path)
     order, uniq, offsets = caption_order(meta["utt_ids"], meta["index"])
     t0 = time.perf_counter()

@@ -73,6 +73,7 @@ rule fragment_train:
     resources:
         mem_mb=6000,
         runtime=60,
+        gpu=FRAG["gpus"],
     script:
         "../../scripts/fragment_train.py"
 
@@ -100,6 +101,7 @@ rule fragment_evaluate:
     resources:
         mem_mb=4000,
         runtime=20,
+        gpu=FRAG["gpus"],
     script:
         "../../scripts/fragment_evaluate.py"
 
@@ -112,7 +114,8 @@ rule fragment_recall:
         md="results/flickr8k_recall.md",
         html=report("results/fragment/recall_table.html", category="Retrieval", caption="../report/recall.rst"),
     params:
-        fragment=FRAG,
+        # gpus is a resource, not a result: left out so changing it reruns nothing
+        fragment={k: v for k, v in FRAG.items() if k != "gpus"},
     log:
         log_path("fragment_recall"),
     benchmark:

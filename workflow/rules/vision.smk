@@ -13,9 +13,9 @@ VISION_SIZES = {"lite0": 224, "lite1": 240, "lite2": 260}
 
 def vision_params():
     """The vision keys that change region features, with `auto` choices resolved (threads,
-    quality and figure keys excluded so they do not rerun the extraction)."""
+    gpus, quality and figure keys excluded so they do not rerun the extraction)."""
     v = {k: val for k, val in config["vision"].items()
-         if k not in ("threads", "convmap", "quality_iou", "figure_images")}
+         if k not in ("threads", "gpus", "convmap", "quality_iou", "figure_images")}
     if v["strategy"] == "auto":
         v["strategy"] = "single" if config["corpus"] == "synthetic" else "fast"
     v["input_size"] = v["input_size"] or VISION_SIZES[v["encoder"]]
@@ -68,6 +68,7 @@ rule vision_regions:
     resources:
         mem_mb=3000,
         runtime=240,
+        gpu=config["vision"]["gpus"],
     log:
         log_path("vision_regions"),
     benchmark:
@@ -89,6 +90,7 @@ rule vision_convmap:
     resources:
         mem_mb=4000,
         runtime=120,
+        gpu=config["vision"]["gpus"],
     log:
         log_path("vision_convmap"),
     benchmark:

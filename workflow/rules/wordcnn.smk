@@ -32,6 +32,7 @@ rule wordcnn_train:
     resources:
         mem_mb=6000,
         runtime=120,
+        gpu=config["wordcnn"]["gpus"],
     script:
         "../../scripts/wordcnn_train.py"
 
@@ -76,6 +77,7 @@ rule wordcnn_vectors:
     resources:
         mem_mb=4000,
         runtime=30,
+        gpu=config["wordcnn"]["gpus"],
     script:
         "../../scripts/wordcnn_vectors.py"
 

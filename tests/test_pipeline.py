@@ -1,0 +1,104 @@
+"""The whole pipeline on the tiny preset, started the way users start it: the main job, the HTML
+report, selective reruns after a parameter change, and resuming after a SIGKILL."""
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import REPO, TINY, planned_jobs, snakemake, write_config
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    work = tmp_path_factory.mktemp("pipeline")
+    cfg = write_config(work / "tiny.yaml")
+    snakemake(work, configfile=cfg)  # the default target: rule all
+    return work, cfg
+
+
+def _recall(work):
+    return json.loads((work / "results" / "flickr8k_recall.json").read_text())
+
+
+def test_main_job_writes_all_rows_logs_and_benchmarks(tiny_run):
+    work, cfg = tiny_run
+    recall = _recall(work)
+    rows = {r["system"]: r for r in recall["rows"]}
+    assert set(rows) == {"speech", "oracle", "text", "random"}
+    for row in rows.values():
+        assert row["sizes"]["images"] == TINY["splits"]["test"]
+        assert row["sizes"]["captions"] == 5 * TINY["splits"]["test"]
+        for direction in ("search", "annotation"):
+            r = row["test"][direction]
+            assert 0 <= r["R@1"] <= r["R@5"] <= r["R@10"] <= 100 and r["median_rank"] >= 1
+    assert "Spectrogram CNN" in (work / "results" / "flickr8k_recall.md").read_text()
+    logs = {p.stem for p in (work / "results" / "logs").glob("*.log")}
+    benches = {p.stem for p in (work / "results" / "benchmarks").glob("*.tsv")}
+    assert logs == benches and len(logs) >= 25  # every job: a log and a benchmark
+    for fig in ("alignments", "regions", "conv1_filters", "word_window"):
+        assert (work / "results" / "figures" / f"{fig}.png").stat().st_size > 10_000
+    assert planned_jobs(work, configfile=cfg) == {}  # nothing left to do
+
+
+def test_html_report(tiny_run):
+    work, cfg = tiny_run
+    snakemake(work, "--report", "results/report.html", configfile=cfg)
+    html = (work / "results" / "report.html").read_text(errors="replace")
+    for name in ("flickr8k_recall.json", "alignments.png", "conv1_filters.png", "regions.png"):
+        assert name in html
+
+
+FRAGMENT = {"fragment_train": 3, "fragment_evaluate": 3, "fragment_recall": 1, "fragment_figures": 1, "all": 1}
+
+
+@pytest.mark.parametrize("change, expected", [
+    ({"vision": {"gpus": 1}, "wordcnn": {"gpus": 2}, "fragment": {"gpus": 3}}, {}),  # resources only
+    ({"fragment": {"embed_dim": 256}}, FRAGMENT),
+    ({"vision": {"nms_iou": 0.4}},
+     {"vision_regions": 1, "vision_figure": 1, "vision_proposal_quality": 1, **FRAGMENT}),
+    ({"speech": {"windows": {"frames": 80}}},
+     {"speech_windows": 2, "wordcorpus_windows": 1, "wordcnn_train": 3, "wordcnn_figures": 1,
+      "wordcnn_table2": 1, "wordcnn_vectors": 2, **FRAGMENT, "fragment_train": 2, "fragment_evaluate": 2}),
+    ({"speech": {"pocketsphinx": {"beam": 1.0e-90}}},
+     {"speech_align": 1, "speech_windows": 1, "wordcnn_vectors": 1, "wordcnn_table2": 1,
+      **FRAGMENT, "fragment_train": 1, "fragment_evaluate": 1}),
+])
+def test_changed_parameter_reruns_its_stage_and_descendants_only(tiny_run, tmp_path, change, expected):
+    """Only the changed key, merged over the defaults (the text row needs no speech, so a window or
+    aligner change retrains the speech and oracle rows only; the oracle row ignores pocketsphinx)."""
+    work, _ = tiny_run
+    assert planned_jobs(work, configfile=write_config(tmp_path / "c.yaml", **change)) == expected
+
+
+def test_killed_training_resumes_to_the_same_recall(tiny_run, tmp_path):
+    """SIGKILL the whole run while the word CNN trains; rerun the same command; the recall equals the
+    uninterrupted run's (same seed), and no half-written output is accepted."""
+    import torch
+
+    work, cfg = tiny_run
+    killed = tmp_path / "killed"
+    shutil.copytree(work, killed, symlinks=True)
+    cnn = killed / "results" / "wordcnn" / "cnn"
+    (cnn / "checkpoint.pt").unlink(missing_ok=True)
+    args = ["--forcerun", "results/wordcnn/cnn/model.pt"]  # retrain the CNN and everything after it
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(killed), "--cores", "2",
+           *args, "--configfile", str(cfg), "--", "results/flickr8k_recall.json"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + 120
+    while not (cnn / "checkpoint.pt").exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    epochs = torch.load(cnn / "checkpoint.pt", weights_only=False)["epoch"]
+    assert 1 <= epochs < json.loads((work / "results/wordcnn/cnn/metrics.json").read_text())["epochs"], "not killed mid-training"
+    assert not (cnn / "model.pt").exists()
+    snakemake(killed, "--unlock", configfile=cfg)
+    snakemake(killed, *args, targets=["results/flickr8k_recall.json"], configfile=cfg)
+    assert f"after epoch {epochs}" in (killed / "results" / "logs" / "wordcnn_train_cnn.log").read_text()
+    rows = lambda w: {r["system"]: r["test"] for r in _recall(w)["rows"]}
+    assert rows(killed) == rows(work)
