@@ -2,9 +2,11 @@
 import contextlib
 import logging
 import os
-import sys
+import shutil
 import time
 from pathlib import Path
+
+import numpy as np
 
 log = logging.getLogger("vgs")
 
@@ -46,11 +48,14 @@ def atomic_path(path):
     finally:
         if tmp.exists():
             if tmp.is_dir():
-                import shutil
-
                 shutil.rmtree(tmp)
             else:
                 tmp.unlink()
+
+
+def strings(values):
+    """HDF5 string data (bytes or str) as an object array of str."""
+    return np.array([v.decode() if isinstance(v, bytes) else str(v) for v in values], dtype=object)
 
 
 def set_threads(n):

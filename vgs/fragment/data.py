@@ -6,11 +6,9 @@ import h5py
 import numpy as np
 import pandas as pd
 
+from ..runtime import strings
+
 log = logging.getLogger(__name__)
-
-
-def _str(a):
-    return np.array([s.decode("utf-8") if isinstance(s, bytes) else str(s) for s in a], dtype=object)
 
 
 @dataclass
@@ -61,7 +59,7 @@ def load_split(regions_h5, words_h5, utterances_tsv, split):
         for key in ("image_ids", "features"):
             if key not in f:
                 raise ValueError(f"{regions_h5}: missing dataset {key!r}")
-        all_ids = _str(f["image_ids"][:])
+        all_ids = strings(f["image_ids"][:])
         row_of = {i: r for r, i in enumerate(all_ids)}
         wanted = sorted(set(u["image_id"]))
         absent = [i for i in wanted if i not in row_of]
@@ -91,11 +89,11 @@ def load_split(regions_h5, words_h5, utterances_tsv, split):
         for key in ("vectors", "utt_ids", "index"):
             if key not in f:
                 raise ValueError(f"{words_h5}: missing dataset {key!r}")
-        utt = _str(f["utt_ids"][:])
+        utt = strings(f["utt_ids"][:])
         sel = np.array([x in cap_index for x in utt], dtype=bool)
         vec = f["vectors"][sel] if sel.any() else np.zeros((0, f["vectors"].shape[1]), np.float32)
         idx = f["index"][:][sel]
-        text = _str(f["words"][:][sel]) if "words" in f else np.array([""] * int(sel.sum()), dtype=object)
+        text = strings(f["words"][:][sel]) if "words" in f else np.array([""] * int(sel.sum()), dtype=object)
     seg = np.array([cap_index[x] for x in utt[sel]], dtype=np.int64)
     order = np.lexsort((idx, seg))
     vec, seg, text = vec[order].astype(np.float32), seg[order], text[order]

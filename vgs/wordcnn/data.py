@@ -5,14 +5,11 @@ import logging
 import h5py
 import numpy as np
 
+from ..runtime import strings
 from .models import FRAMES, MELS
 
 log = logging.getLogger(__name__)
 META = ("words", "utt_ids", "index", "start", "end")
-
-
-def _strings(ds):
-    return np.array([s.decode() if isinstance(s, bytes) else str(s) for s in ds[()]], dtype=object)
 
 
 def read_meta(path, extra=()):
@@ -26,7 +23,7 @@ def read_meta(path, extra=()):
             raise ValueError(f"{path}: windows have shape {shape}, expected (W, {FRAMES}, {MELS})")
         meta = {}
         for k in (*META, *extra):
-            meta[k] = _strings(f[k]) if f[k].dtype.kind in "OSU" else f[k][()]
+            meta[k] = strings(f[k][()]) if f[k].dtype.kind in "OSU" else f[k][()]
             if len(meta[k]) != n:
                 raise ValueError(f"{path}: dataset {k!r} has {len(meta[k])} rows, windows {n}")
     return meta
