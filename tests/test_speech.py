@@ -328,3 +328,18 @@ def test_parameter_change_reruns_only_its_stage(tmp_path):
     for name, (change, expected) in cases.items():
         cfg = write_config(tmp_path / f"{name}.yaml", speech=change)
         assert planned_jobs(tmp_path, *targets, configfile=cfg) == expected, name
+
+
+def test_pocketsphinx_alignment_does_not_depend_on_scheduling(tiny_flickr, tmp_path):
+    """Same segments with 1 or 2 worker processes (a reused decoder carried state between
+    utterances, so results depended on which worker saw what first)."""
+    from vgs.corpus.flickr import ingest
+
+    ingest(tiny_flickr, tmp_path / "m")
+    seg = {}
+    for threads in (1, 2):
+        align.align_corpus(tmp_path / "m" / "utterances.tsv", "pocketsphinx", PS, tmp_path / f"tg{threads}",
+                           tmp_path / f"seg{threads}.tsv", tmp_path / f"rep{threads}.json", threads=threads)
+        seg[threads] = pd.read_csv(tmp_path / f"seg{threads}.tsv", sep="\t").sort_values(["utt_id", "index"])
+    assert len(seg[1]) > 400
+    assert seg[1].reset_index(drop=True).equals(seg[2].reset_index(drop=True))
