@@ -101,4 +101,5 @@ def test_killed_training_resumes_to_the_same_recall(tiny_run, tmp_path):
     snakemake(killed, *args, targets=["results/flickr8k_recall.json"], configfile=cfg)
     assert f"after epoch {epochs}" in (killed / "results" / "logs" / "wordcnn_train_cnn.log").read_text()
     rows = lambda w: {r["system"]: r["test"] for r in _recall(w)["rows"]}
+    print(f"killed after epoch {epochs}; speech row uninterrupted {rows(work)['speech']}, resumed {rows(killed)['speech']}")
     assert rows(killed) == rows(work)
