@@ -172,3 +172,6 @@ def test_changed_parameter_reruns_only_affected_stages(tmp_path):
     tiny = {**TINY, "caption_voices": 5}
     cfg3 = write_config(tmp_path / "c3.yaml", synthetic={"preset": "tiny", "presets": {"tiny": tiny}})
     assert planned_jobs(tmp_path, *targets, configfile=cfg3) == {"synthetic_corpus": 1, "synthetic_words": 1, "ingest": 1}
+    words_only = {**TINY, "word_tokens": 11}  # a word-corpus key leaves the captions alone
+    cfg4 = write_config(tmp_path / "c4.yaml", synthetic={"preset": "tiny", "presets": {"tiny": words_only}})
+    assert planned_jobs(tmp_path, *targets, configfile=cfg4) == {"synthetic_words": 1}

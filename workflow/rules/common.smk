@@ -10,10 +10,27 @@ def bench_path(name):
     return f"results/benchmarks/{name}.tsv"
 
 
-def synth_preset():
-    """The resolved synthetic-corpus preset: every generator parameter as one dict."""
+# Preset keys each generator reads (the word corpus needs the caption voices to avoid them), so
+# that changing a key reruns only the generator that uses it.
+SYNTH_KEYS = {
+    "flickr": ["images", "splits", "image_size", "objects", "categories", "caption_voices", "rate", "pitch"],
+    "words": ["word_voices", "word_tokens", "word_vocab_fraction", "extra_words", "caption_voices", "rate", "pitch"],
+}
+
+
+def canonical(obj):
+    """Nested dicts with sorted keys: Snakemake compares params by their text, so the same values
+    written in another key order (e.g. a --configfile) would otherwise count as a change."""
+    if isinstance(obj, dict):
+        return {k: canonical(obj[k]) for k in sorted(obj)}
+    return obj
+
+
+def synth_preset(part):
+    """The selected synthetic-corpus preset's keys for generator `part` (flickr | words), and the seed."""
     s = config["synthetic"]
-    return {"seed": s["seed"], **s["presets"][s["preset"]]}
+    preset = s["presets"][s["preset"]]
+    return canonical({"seed": s["seed"], **{k: preset[k] for k in SYNTH_KEYS[part]}})
 
 
 def flickr_root():

@@ -6,7 +6,7 @@ rule synthetic_corpus:
     output:
         directory("resources/synthetic/flickr8k"),
     params:
-        preset=synth_preset(),
+        preset=synth_preset("flickr"),
     threads: 2
     resources:
         mem_mb=2000,
@@ -26,7 +26,7 @@ rule synthetic_words:
     output:
         directory("resources/synthetic/words"),
     params:
-        preset=synth_preset(),
+        preset=synth_preset("words"),
     threads: 2
     resources:
         mem_mb=2000,
