@@ -13,7 +13,7 @@ import pandas as pd
 import soundfile as sf
 from PIL import Image
 
-from ..speech.audio import wav_truncation
+from ..speech.audio import file_problem
 
 log = logging.getLogger(__name__)
 SPLIT_FILES = {"train": "Flickr_8k.trainImages.txt", "dev": "Flickr_8k.devImages.txt",
@@ -78,13 +78,9 @@ def _check_image(path):
 
 
 def _check_wav(path):
-    if not path.is_file():
-        return None, "missing audio file"
-    if path.stat().st_size == 0:
-        return None, "empty file (0 bytes)"
-    short = wav_truncation(path)  # libsndfile quietly reads a cut-short file as a shorter one
-    if short > 0:
-        return None, f"truncated: WAV header promises {short} more bytes of audio"
+    problem = file_problem(path)
+    if problem:
+        return None, problem
     try:
         info = sf.info(str(path))
     except Exception as e:

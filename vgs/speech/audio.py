@@ -38,19 +38,26 @@ def wav_truncation(path):
             fh.seek(clen + (clen & 1), 1)
 
 
+def file_problem(path):
+    """Why the file at `path` cannot be audio (missing, empty, cut short), or None.  Checked before
+    decoding: libsndfile quietly reads a cut-short WAV as a shorter one."""
+    if not os.path.isfile(path):
+        return "missing audio file: the path does not exist"
+    if os.path.getsize(path) == 0:
+        return "empty file (0 bytes)"
+    short = wav_truncation(path)
+    return f"truncated: WAV header promises {short} more bytes of audio" if short > 0 else None
+
+
 def load_audio(path, sample_rate=16000):
     """Read `path` as mono float32 in [-1, 1] at `sample_rate`.
 
     Returns (samples, info) with info = {"resampled": bool, "downmixed": bool, "source_rate": int}
     so callers can count conversions.  Raises BadAudioError for empty, unreadable or truncated files
     (the paper's unalignable utterances were mostly "empty or cut short")."""
-    if not os.path.exists(path):
-        raise BadAudioError(path, "file does not exist")
-    if os.path.getsize(path) == 0:
-        raise BadAudioError(path, "empty file (0 bytes)")
-    short = wav_truncation(path)
-    if short > 0:
-        raise BadAudioError(path, f"truncated: WAV header promises {short} more bytes of audio")
+    problem = file_problem(path)
+    if problem:
+        raise BadAudioError(path, problem)
     try:
         x, sr = sf.read(path, dtype="float32", always_2d=True)
     except Exception as e:  # libsndfile error types vary between versions
