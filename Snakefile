@@ -22,6 +22,7 @@ include: "workflow/rules/vision.smk"
 include: "workflow/rules/speech.smk"
 include: "workflow/rules/wordcnn.smk"
 include: "workflow/rules/fragment.smk"
+include: "workflow/rules/recall.smk"
 
 
 rule all:

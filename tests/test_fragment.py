@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from vgs.fragment import metrics
+from vgs import retrieval
 from vgs.fragment.data import load_split
-from vgs.fragment.evaluate import evaluate_system, merge_rows
+from vgs.fragment.evaluate import evaluate_system
+from vgs.recall.table import write as write_recall
 from vgs.fragment.grounding import grounding_accuracy, iou
 from vgs.fragment.model import FragmentModel, chunked_scores, margin_cost, score_matrix
 from vgs.fragment.textvec import fit_word_vectors, write_text_word_vectors
@@ -70,28 +71,28 @@ def test_ranks_and_recall_on_hand_made_scores():
     S = np.array([[9, 1, 5, 0, 0],
                   [8, 7, 6, 0, 0],
                   [7, 9, 1, 2, 1.0]])
-    search, annot = metrics.ranks(S, cap_image)
+    search, annot = retrieval.ranks(S, cap_image)
     # caption 0: image 0 best (9) -> 1; caption 1: 7,9 above 1 -> 3; caption 2: image1 6 vs 5,1 -> 1;
     # caption 3: image2 2 vs 0,0 -> 1; caption 4: 1 vs 0,0 -> 1
     assert search.tolist() == [1, 3, 1, 1, 1]
     # image 0: best own 9 -> 1; image 1: own 6, others 8,7 above -> 3; image 2: own best 2, 7,9 above -> 3
     assert annot.tolist() == [1, 3, 3]
-    t = metrics.recall_table(search, annot, ks=(1, 2))
+    t = retrieval.recall_table(search, annot, ks=(1, 2))
     assert t["search"]["R@1"] == pytest.approx(80.0) and t["search"]["median_rank"] == 1
     assert t["annotation"]["R@1"] == pytest.approx(100 / 3) and t["annotation"]["R@2"] == pytest.approx(100 / 3)
     # ties count against the system: all-equal scores rank last
-    s2, a2 = metrics.ranks(np.zeros((3, 5)), cap_image)
+    s2, a2 = retrieval.ranks(np.zeros((3, 5)), cap_image)
     assert s2.tolist() == [3] * 5 and a2.tolist() == [4, 5, 4]
 
 
 def test_random_baseline_analytic_matches_simulation():
     cap_image = np.repeat(np.arange(50), 5)
-    a = metrics.random_analytic(50, np.full(50, 5), ks=(1, 10))
+    a = retrieval.random_analytic(50, np.full(50, 5), ks=(1, 10))
     assert a["search"]["R@10"] == pytest.approx(20.0)
     assert a["annotation"]["R@1"] == pytest.approx(100 * 5 / 250)
     exact10 = 100 * (1 - np.prod([(245 - j) / (250 - j) for j in range(10)]))
     assert a["annotation"]["R@10"] == pytest.approx(exact10)
-    s = metrics.random_simulated(cap_image, ks=(1, 10), trials=40, seed=1)
+    s = retrieval.random_simulated(cap_image, ks=(1, 10), trials=40, seed=1)
     assert abs(s["search"]["R@10"] - a["search"]["R@10"]) < 2.5
     assert abs(s["annotation"]["R@10"] - a["annotation"]["R@10"]) < 5
 
@@ -158,7 +159,7 @@ def test_files_end_to_end(tmp_path):
     test = load_split(tmp_path / "regions.h5", tmp_path / "word_vectors.h5", tmp_path / "utterances.tsv", "test")
     assert test.sizes()["images"] == 12 and test.sizes()["captions"] == 60 and test.sizes()["empty_captions"] == 0
     ev = dict(ks=[1, 5, 10], eval_mem_mb=64, random_trials=3, grounding_iou=0.5, seed=0)
-    rows = []
+    rows, out_speech = [], None
     for name, words in (("speech", "word_vectors.h5"), ("text", "text.h5")):
         info = run_training(tmp_path / "regions.h5", tmp_path / words, tmp_path / "utterances.tsv", CFG,
                             tmp_path / f"{name}.ck", tmp_path / f"{name}.pt", tmp_path / f"{name}.json")
@@ -168,10 +169,13 @@ def test_files_end_to_end(tmp_path):
                               tmp_path / "boxes.tsv", name)
         assert np.load(tmp_path / f"{name}.npy").shape == (12, 60)
         assert out["test"]["search"]["R@1"] > 30
+        out_speech = out if name == "speech" else out_speech
         rows.append(tmp_path / f"{name}_m.json")
-    res = merge_rows(rows, {"eval": ev, "lr": 1}, tmp_path / "r.json", tmp_path / "r.md", tmp_path / "r.html")
+    res = write_recall(rows, {"ks": [1, 5, 10], "bootstrap": 200, "seed": 0}, tmp_path / "r.json",
+                       tmp_path / "r.md", tmp_path / "r.html")
     labels = [r["label"] for r in res["rows"]]
-    assert labels == ["Spectrogram CNN", "Text + word vec", "Random ranking"]
+    assert labels == ["Spectrogram CNN (2015)", "Text + word vec (2015)", "Random ranking"]
+    assert res["rows"][0]["test"] == out_speech["test"]  # the table recomputes the stage's own numbers
     assert res["rows"][2]["test"]["search"]["R@10"] == pytest.approx(100 * 10 / 12)
     md = (tmp_path / "r.md").read_text()
     assert "| Random ranking | 8.3 |" in md and "17.9" in md  # ours and the paper's numbers

@@ -53,7 +53,7 @@ def test_html_report(tiny_run):
         assert name in html
 
 
-FRAGMENT = {"fragment_train": 3, "fragment_evaluate": 3, "fragment_recall": 1, "fragment_figures": 1, "all": 1}
+FRAGMENT = {"fragment_train": 3, "fragment_evaluate": 3, "recall_table": 1, "fragment_figures": 1, "all": 1}
 
 
 @pytest.mark.parametrize("change, expected", [

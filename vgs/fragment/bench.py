@@ -5,7 +5,7 @@ import time
 import numpy as np
 import torch
 
-from vgs.fragment import metrics
+from vgs import retrieval
 from vgs.fragment.model import FragmentModel, chunked_scores
 
 log = logging.getLogger(__name__)
@@ -41,7 +41,7 @@ def benchmark(images=1000, captions=5000, words_per_caption=10, regions=20, imag
 
     res["scoring_s"] = _best_of(score, repeats)
     t0 = time.perf_counter()
-    metrics.recall_table(*metrics.ranks(S, cap_image))
+    retrieval.recall_table(*retrieval.ranks(S, cap_image))
     res["ranking_s"] = time.perf_counter() - t0
     # the bare GEMM the scorer is built on: (images*regions x h) @ (h x words), same chunking
     a = torch.randn(images * regions, embed_dim)

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from vgs.fragment import metrics
+from vgs import retrieval
 from vgs.fragment.model import FragmentModel, chunked_scores, margin_cost, score_matrix
 from vgs.runtime import atomic_path, to_cpu, torch_device
 
@@ -59,7 +59,7 @@ def _epoch_batches(data, epoch, cfg):
 
 def evaluate_split(model, data, ks=(1, 5, 10), mem_mb=512):
     S = chunked_scores(model, data.feats, data.words, data.seg, len(data.cap_ids), mem_mb)
-    return metrics.recall_table(*metrics.ranks(S, data.cap_image), ks), S
+    return retrieval.recall_table(*retrieval.ranks(S, data.cap_image), ks), S
 
 
 def build_model(train, cfg):
@@ -114,7 +114,7 @@ def train_model(train, dev, cfg, checkpoint, stop_after_epoch=None, mem_mb=512, 
             total += loss.item()
             n_img += len(imgs)
         dev_tab, _ = evaluate_split(model, dev, mem_mb=mem_mb)
-        score = metrics.mean_recall(dev_tab)
+        score = retrieval.mean_recall(dev_tab)
         rec = {"epoch": epoch, "loss_per_image": total / max(1, n_img), "dev_mean_recall": score,
                "dev": dev_tab, "seconds": time.time() - t0, "images_per_s": n_img / (time.time() - t0)}
         state["history"].append(rec)

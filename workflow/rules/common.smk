@@ -1,6 +1,9 @@
 # Shared helpers for all rules: where the corpora live and how logs/benchmarks are named.
 import json
 
+# The software of every rule (snakemake --sdm conda); the same pins as envs/requirements.txt.
+VGS_ENV = "../../envs/vgs.yaml"
+
 
 def log_path(name):
     return f"results/logs/{name}.log"
@@ -51,3 +54,97 @@ def word_corpus_ctm():
     if config["word_corpus"]["source"] == "synthetic":
         return "resources/synthetic/words/words.ctm"
     return config["word_corpus"]["ctm"]
+
+
+# --- vision stage (vision.smk) ---
+VISION_SIZES = {"lite0": 224, "lite1": 240, "lite2": 260}
+
+
+def vision_params():
+    """The vision keys that change region features, with `auto` choices resolved (threads,
+    gpus, quality and figure keys excluded so they do not rerun the extraction)."""
+    v = {k: val for k, val in config["vision"].items()
+         if k not in ("threads", "gpus", "convmap", "quality_iou", "figure_images")}
+    if v["strategy"] == "auto":
+        v["strategy"] = "single" if config["corpus"] == "synthetic" else "fast"
+    v["input_size"] = v["input_size"] or VISION_SIZES[v["encoder"]]
+    return v
+
+
+def vision_onnx(size=None):
+    v = vision_params()
+    return f"resources/models/efficientnet-{v['encoder']}-{size or v['input_size']}.onnx"
+
+
+def vision_truth(wildcards=None):
+    if config["corpus"] != "synthetic":
+        raise ValueError("proposal quality needs ground-truth boxes: only on corpus: synthetic")
+    return flickr_root()
+
+
+# --- speech stage (speech.smk) ---
+SPEECH_ALIGNERS = "pocketsphinx|mfa|oracle"
+
+
+def speech_fbank_params():
+    """Feature keys that change the features (threads only change speed)."""
+    return {k: v for k, v in config["speech"]["fbank"].items() if k != "threads"}
+
+
+def speech_align_params(aligner):
+    return dict(config["speech"].get(aligner, {}))
+
+
+def speech_truth(wildcards=None):
+    """The synthetic corpus root (its ground_truth/word_times.tsv); nothing for a real corpus."""
+    return [flickr_root()] if config["corpus"] == "synthetic" else []
+
+
+def speech_caption_windows(aligner=None):
+    """Caption windows of `aligner` (default: speech.aligner, the main one)."""
+    return f"results/speech/{aligner or config['speech']['aligner']}/caption_windows.h5"
+
+
+# --- wordcnn stage (wordcnn.smk) ---
+WORDCNN_TRAIN_KEYS = ("min_tokens", "test_fraction", "split", "seed", "optimizer", "lr", "momentum",
+                      "weight_decay", "dropout", "epochs", "batch_size")
+
+
+def wordcnn_train_params(arch):
+    """Only the keys that change the trained net (arch comes from the wildcard)."""
+    c = config["wordcnn"]
+    return {"arch": arch, **{k: c[k] for k in WORDCNN_TRAIN_KEYS}}
+
+
+# --- fragment stage (fragment.smk) ---
+FRAG = config["fragment"]
+
+
+def fragment_systems():
+    systems = list(FRAG["systems"])
+    if config["corpus"] != "synthetic":
+        systems = [s for s in systems if s != "oracle"]  # no ground-truth word times on real data
+    return systems
+
+
+def fragment_word_vectors_for(system):
+    if system == "text":
+        return "results/fragment/text/word_vectors.h5"
+    aligner = "oracle" if system == "oracle" else config.get("speech", {}).get("aligner", "pocketsphinx")
+    return f"results/speech/{aligner}/word_vectors.h5"
+
+
+def fragment_truth():
+    """The synthetic corpus dir (an output of its own rule; boxes.tsv is inside it), or nothing."""
+    return [flickr_root()] if config["corpus"] == "synthetic" else []
+
+
+def fragment_boxes():
+    return f"{flickr_root()}/ground_truth/boxes.tsv" if config["corpus"] == "synthetic" else None
+
+
+# --- recall stage (recall.smk) ---
+def recall_rows():
+    """Every system's row of the one recall table (contract: vgs/recall/table.py), in table order.
+    A stage with rows adds its metrics files here."""
+    return expand("results/fragment/{system}/metrics.json", system=fragment_systems())

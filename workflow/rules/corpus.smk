@@ -15,6 +15,8 @@ rule synthetic_corpus:
         log_path("synthetic_corpus"),
     benchmark:
         bench_path("synthetic_corpus")
+    conda:
+        VGS_ENV
     script:
         "../../scripts/synthetic_corpus.py"
 
@@ -35,6 +37,8 @@ rule synthetic_words:
         log_path("synthetic_words"),
     benchmark:
         bench_path("synthetic_words")
+    conda:
+        VGS_ENV
     script:
         "../../scripts/synthetic_words.py"
 
@@ -58,5 +62,7 @@ rule ingest:
         log_path("ingest"),
     benchmark:
         bench_path("ingest")
+    conda:
+        VGS_ENV
     script:
         "../../scripts/ingest.py"

@@ -3,30 +3,6 @@
 #   speech: word-CNN vectors of words cut by config speech.aligner (the paper's "Spectrogram CNN")
 #   oracle: the same with ground-truth word times (synthetic corpus only)
 #   text:   ground-truth transcript words through PPMI+SVD word vectors ("Text + word vec")
-FRAG = config["fragment"]
-
-
-def fragment_systems():
-    systems = list(FRAG["systems"])
-    if config["corpus"] != "synthetic":
-        systems = [s for s in systems if s != "oracle"]  # no ground-truth word times on real data
-    return systems
-
-
-def fragment_word_vectors_for(system):
-    if system == "text":
-        return "results/fragment/text/word_vectors.h5"
-    aligner = "oracle" if system == "oracle" else config.get("speech", {}).get("aligner", "pocketsphinx")
-    return f"results/speech/{aligner}/word_vectors.h5"
-
-
-def fragment_truth():
-    """The synthetic corpus dir (an output of its own rule; boxes.tsv is inside it), or nothing."""
-    return [flickr_root()] if config["corpus"] == "synthetic" else []
-
-
-def fragment_boxes():
-    return f"{flickr_root()}/ground_truth/boxes.tsv" if config["corpus"] == "synthetic" else None
 
 
 rule fragment_textvec:
@@ -44,6 +20,8 @@ rule fragment_textvec:
     resources:
         mem_mb=2000,
         runtime=10,
+    conda:
+        VGS_ENV
     script:
         "../../scripts/fragment_textvec.py"
 
@@ -74,6 +52,8 @@ rule fragment_train:
         mem_mb=6000,
         runtime=60,
         gpu=FRAG["gpus"],
+    conda:
+        VGS_ENV
     script:
         "../../scripts/fragment_train.py"
 
@@ -102,30 +82,10 @@ rule fragment_evaluate:
         mem_mb=4000,
         runtime=20,
         gpu=FRAG["gpus"],
+    conda:
+        VGS_ENV
     script:
         "../../scripts/fragment_evaluate.py"
-
-
-rule fragment_recall:
-    input:
-        expand("results/fragment/{system}/metrics.json", system=fragment_systems()),
-    output:
-        json=report("results/flickr8k_recall.json", category="Retrieval", caption="../report/recall_json.rst"),
-        md="results/flickr8k_recall.md",
-        html=report("results/fragment/recall_table.html", category="Retrieval", caption="../report/recall.rst"),
-    params:
-        # gpus is a resource, not a result: left out so changing it reruns nothing
-        fragment={k: v for k, v in FRAG.items() if k != "gpus"},
-    log:
-        log_path("fragment_recall"),
-    benchmark:
-        bench_path("fragment_recall")
-    threads: 1
-    resources:
-        mem_mb=1000,
-        runtime=5,
-    script:
-        "../../scripts/fragment_recall.py"
 
 
 rule fragment_figures:
@@ -147,6 +107,8 @@ rule fragment_figures:
     resources:
         mem_mb=3000,
         runtime=10,
+    conda:
+        VGS_ENV
     script:
         "../../scripts/fragment_figures.py"
 
@@ -166,6 +128,8 @@ rule fragment_benchmark:
     resources:
         mem_mb=4000,
         runtime=20,
+    conda:
+        VGS_ENV
     script:
         "../../scripts/fragment_benchmark.py"
 

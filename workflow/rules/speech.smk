@@ -8,27 +8,6 @@
 # Parameters reach rules only through params, so e.g. a speech.windows change reruns the window
 # rules alone, a speech.fbank change the feature rules and the windows after them.
 
-SPEECH_ALIGNERS = "pocketsphinx|mfa|oracle"
-
-
-def speech_fbank_params():
-    """Feature keys that change the features (threads only change speed)."""
-    return {k: v for k, v in config["speech"]["fbank"].items() if k != "threads"}
-
-
-def speech_align_params(aligner):
-    return dict(config["speech"].get(aligner, {}))
-
-
-def speech_truth(wildcards=None):
-    """The synthetic corpus root (its ground_truth/word_times.tsv); nothing for a real corpus."""
-    return [flickr_root()] if config["corpus"] == "synthetic" else []
-
-
-def speech_caption_windows(aligner=None):
-    """Caption windows of `aligner` (default: speech.aligner, the main one)."""
-    return f"results/speech/{aligner or config['speech']['aligner']}/caption_windows.h5"
-
 
 rule speech_align:
     """Forced alignment of every spoken caption to its transcript → TextGrids + word segments."""
@@ -51,6 +30,8 @@ rule speech_align:
         log_path("speech_align_{aligner}"),
     benchmark:
         bench_path("speech_align_{aligner}")
+    conda:
+        VGS_ENV
     script:
         "../../scripts/speech_align.py"
 
@@ -74,6 +55,8 @@ rule speech_fbank:
         log_path("speech_fbank"),
     benchmark:
         bench_path("speech_fbank")
+    conda:
+        VGS_ENV
     script:
         "../../scripts/speech_fbank.py"
 
@@ -98,6 +81,8 @@ rule speech_windows:
         log_path("speech_windows_{aligner}"),
     benchmark:
         bench_path("speech_windows_{aligner}")
+    conda:
+        VGS_ENV
     script:
         "../../scripts/speech_windows.py"
 
@@ -119,6 +104,8 @@ rule wordcorpus_fbank:
         log_path("wordcorpus_fbank"),
     benchmark:
         bench_path("wordcorpus_fbank")
+    conda:
+        VGS_ENV
     script:
         "../../scripts/speech_wordcorpus_fbank.py"
 
@@ -144,5 +131,7 @@ rule wordcorpus_windows:
         log_path("wordcorpus_windows"),
     benchmark:
         bench_path("wordcorpus_windows")
+    conda:
+        VGS_ENV
     script:
         "../../scripts/speech_wordcorpus_windows.py"

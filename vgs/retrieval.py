@@ -1,4 +1,5 @@
-"""Retrieval ranks, recall@K and median rank from an (images x captions) score matrix; random baseline."""
+"""Retrieval ranks, recall@K and median rank from an (images x captions) score matrix; random
+baseline.  Shared by every stage that ranks images against captions."""
 import numpy as np
 
 
