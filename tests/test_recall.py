@@ -61,3 +61,4 @@ def test_files_paper_numbers_and_extra_columns(tmp_path):
     (tmp_path / "bad.json").write_text(json.dumps({"system": "x"}))
     with pytest.raises(ValueError, match="bad.json: not a recall row"):
         assemble([tmp_path / "bad.json"], CFG)
+

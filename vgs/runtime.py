@@ -96,3 +96,20 @@ def torch_device():
             _DEVICE = torch.device("cpu")
             log.info("using cpu")
     return _DEVICE
+
+
+class CacheError(RuntimeError):
+    """A cached stage output (HDF5) that cannot be read: names the file and how to rebuild it."""
+
+
+def open_h5(path):
+    """Open a cached HDF5 output of an earlier stage for reading.  A damaged or truncated file
+    becomes a CacheError naming it and the command that rebuilds it (--forcerun takes output files),
+    instead of h5py's message without a path."""
+    import h5py
+
+    try:
+        return h5py.File(path, "r")
+    except (OSError, ValueError) as e:
+        raise CacheError(f"{path}: cannot read this HDF5 cache ({e}); it is damaged or incomplete. "
+                         f"Rebuild it with: snakemake --forcerun {path}") from e

@@ -2,11 +2,10 @@
 import logging
 from dataclasses import dataclass
 
-import h5py
 import numpy as np
 import pandas as pd
 
-from ..runtime import strings
+from ..runtime import open_h5, strings
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +54,7 @@ def load_split(regions_h5, words_h5, utterances_tsv, split):
     u = u[u["split"] == split]
     if u.empty:
         raise ValueError(f"{utterances_tsv}: no utterances in split {split!r}")
-    with h5py.File(regions_h5, "r") as f:
+    with open_h5(regions_h5) as f:
         for key in ("image_ids", "features"):
             if key not in f:
                 raise ValueError(f"{regions_h5}: missing dataset {key!r}")
@@ -85,7 +84,7 @@ def load_split(regions_h5, words_h5, utterances_tsv, split):
     cap_image = u["image_id"].map(img_index).to_numpy(np.int64)
     cap_index = {c: j for j, c in enumerate(cap_ids)}
 
-    with h5py.File(words_h5, "r") as f:
+    with open_h5(words_h5) as f:
         for key in ("vectors", "utt_ids", "index"):
             if key not in f:
                 raise ValueError(f"{words_h5}: missing dataset {key!r}")

@@ -29,7 +29,7 @@ import h5py
 import numpy as np
 from tqdm import tqdm
 
-from ..runtime import atomic_path
+from ..runtime import atomic_path, open_h5
 from .audio import BadAudioError, load_audio, signal_problem
 
 log = logging.getLogger(__name__)
@@ -149,7 +149,7 @@ def write_kaldi(h5_path, ark, scp):
     os.environ.setdefault("KALDI_ROOT", os.devnull)  # kaldi_io warns without it; no binaries needed
     import kaldi_io
 
-    with h5py.File(h5_path, "r") as h5, atomic_path(ark) as ark_tmp, atomic_path(scp) as scp_tmp:
+    with open_h5(h5_path) as h5, atomic_path(ark) as ark_tmp, atomic_path(scp) as scp_tmp:
         with open(ark_tmp, "wb") as fa, open(scp_tmp, "w") as fs:
             for key in sorted(h5["feats"]):
                 pos = fa.tell()
@@ -159,5 +159,5 @@ def write_kaldi(h5_path, ark, scp):
 
 def load_feats(h5_path):
     """{utt_id: (T, 40) array} from an fbank HDF5 (reads everything: small corpora, tests)."""
-    with h5py.File(h5_path, "r") as h5:
+    with open_h5(h5_path) as h5:
         return {k: h5["feats"][k][()] for k in h5["feats"]}

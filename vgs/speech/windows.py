@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from ..runtime import atomic_path
+from ..runtime import atomic_path, open_h5
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +60,7 @@ def build_windows(fbank_h5, segments, out_h5, report_json, cfg, attrs=None, extr
     width = cfg["frames"]
     dtype = np.dtype(cfg["dtype"])
     seg = segments.sort_values(["utt_id", "index"]).reset_index(drop=True)
-    with h5py.File(fbank_h5, "r") as fb:
+    with open_h5(fbank_h5) as fb:
         have = set(fb["feats"].keys())
         n_mels = int(fb.attrs["num_mel_bins"])
         shift_ms = float(fb.attrs["frame_shift_ms"])  # the features' own frame shift

@@ -23,6 +23,8 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from ..runtime import open_h5
+
 log = logging.getLogger(__name__)
 
 FIELDS = {  # name -> (per-image shape given R, D, K), dtype
@@ -108,7 +110,7 @@ class RegionWriter:
 
 def read_regions(path, fields=None):
     """Load a published region store into a dict of numpy arrays (+ 'attrs')."""
-    with h5py.File(path, "r") as h5:
+    with open_h5(path) as h5:
         if not h5.attrs.get("complete", False):
             raise ValueError(f"{path}: region store is incomplete (no 'complete' attribute)")
         out = {"image_ids": h5["image_ids"].asstr()[:]}

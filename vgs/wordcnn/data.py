@@ -2,10 +2,9 @@
 reading, vocabulary selection and the train/test split for pretraining."""
 import logging
 
-import h5py
 import numpy as np
 
-from ..runtime import strings
+from ..runtime import open_h5, strings
 from .models import FRAMES, MELS
 
 log = logging.getLogger(__name__)
@@ -14,7 +13,7 @@ META = ("words", "utt_ids", "index", "start", "end")
 
 def read_meta(path, extra=()):
     """The per-window label datasets (not the windows), checked for equal length."""
-    with h5py.File(path, "r") as f:
+    with open_h5(path) as f:
         missing = [k for k in ("windows", *META, *extra) if k not in f]
         if missing:
             raise ValueError(f"{path}: missing dataset(s) {missing}")
@@ -31,7 +30,7 @@ def read_meta(path, extra=()):
 
 def read_windows(path, rows=None):
     """float32 windows (optionally a sorted row subset), checked finite."""
-    with h5py.File(path, "r") as f:
+    with open_h5(path) as f:
         x = f["windows"][()]  # one contiguous read (h5py point selection is slow); may be float16
     x = np.asarray(x if rows is None else x[np.sort(rows)], dtype=np.float32)
     bad = ~np.isfinite(x).all(axis=(1, 2))

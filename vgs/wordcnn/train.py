@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from ..runtime import atomic_path, to_cpu, torch_device
+from ..runtime import atomic_path, open_h5, to_cpu, torch_device
 from .data import read_meta, read_windows, split_tokens
 from .models import WordNet, save_model
 
@@ -72,8 +72,7 @@ def train(windows_path, model_out, metrics_out, params, on_epoch_end=None, devic
     ckpt_path = model_out.with_name("checkpoint.pt")
     torch.set_num_threads(max(1, int(p.get("threads", 1))))
 
-    import h5py
-    with h5py.File(windows_path, "r") as f:
+    with open_h5(windows_path) as f:
         has_spk = "speakers" in f
     meta = read_meta(windows_path, extra=("speakers",) if has_spk else ())
     classes, labels, tr, te = split_tokens(meta["words"], meta.get("speakers"), p["min_tokens"],

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ..runtime import atomic_path, torch_device
+from ..runtime import atomic_path, open_h5, torch_device
 from .data import META, read_meta
 from .models import load_model
 
@@ -38,7 +38,7 @@ def embed_windows(model, path, rows, batch_size=512):
     """Embed windows of `path` in the given row order, reading in batches (on the model's device)."""
     dev = next(model.parameters()).device
     out = np.empty((len(rows), 1024), np.float32)
-    with h5py.File(path, "r") as f:
+    with open_h5(path) as f:
         ds = f["windows"]
         for i in tqdm(range(0, len(rows), batch_size), desc="word vectors", mininterval=5):
             r = rows[i:i + batch_size]
