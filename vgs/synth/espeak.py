@@ -13,6 +13,8 @@ multiprocessing 'fork' and 'spawn'; a lock serialises threads of one process.
 import contextlib
 import ctypes
 import ctypes.util
+import os
+import sys
 import threading
 
 import numpy as np
@@ -57,7 +59,10 @@ class VoiceInfo(ctypes.Structure):
 
 _CALLBACK = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int,
                              ctypes.POINTER(_Event))
-_LIB_PATH = ctypes.util.find_library("espeak-ng") or "libespeak-ng.so.1"
+# In the conda env (envs/vgs.yaml) its own copy: the system loader does not search $CONDA_PREFIX/lib.
+_CONDA_LIB = os.path.join(sys.prefix, "lib", "libespeak-ng.so.1")
+_LIB_PATH = (_CONDA_LIB if os.path.exists(_CONDA_LIB)
+             else ctypes.util.find_library("espeak-ng") or "libespeak-ng.so.1")
 _LOCK = threading.Lock()
 _libc = ctypes.CDLL(None)
 

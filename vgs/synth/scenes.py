@@ -1,11 +1,15 @@
 """Synthetic scenes: 1-4 colour-emoji objects on a named procedural background, with GT boxes."""
+import os
+import sys
 from dataclasses import dataclass, field
 from functools import lru_cache
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-EMOJI_FONT = "/usr/share/fonts/truetype/noto/NotoColorEmoji.ttf"  # Debian fonts-noto-color-emoji
+# Debian's fonts-noto-color-emoji, or conda-forge's font-ttf-noto-emoji in the conda env (envs/vgs.yaml).
+EMOJI_FONTS = ("/usr/share/fonts/truetype/noto/NotoColorEmoji.ttf",
+               os.path.join(sys.prefix, "fonts", "NotoColorEmoji.ttf"))
 EMOJI_PX = 109  # the only size of the font's bitmap strike
 
 # name -> (top colour, bottom colour, noise amplitude); the name is what captions say.
@@ -43,13 +47,22 @@ class Scene:
 @lru_cache(maxsize=None)
 def _glyph(char):
     """The emoji as a tightly cropped RGBA image (rendered once per process)."""
-    font = ImageFont.truetype(EMOJI_FONT, EMOJI_PX)
+    path = emoji_font()
+    font = ImageFont.truetype(path, EMOJI_PX)
     im = Image.new("RGBA", (EMOJI_PX + 40, EMOJI_PX + 40), (0, 0, 0, 0))
     ImageDraw.Draw(im).text((4, 4), char, font=font, embedded_color=True)
     bbox = im.getbbox()
     if bbox is None:
-        raise ValueError(f"emoji {char!r} renders empty with {EMOJI_FONT}")
+        raise ValueError(f"emoji {char!r} renders empty with {path}")
     return im.crop(bbox)
+
+
+def emoji_font():
+    for path in EMOJI_FONTS:
+        if os.path.exists(path):
+            return path
+    raise FileNotFoundError(f"no colour emoji font at {' or '.join(EMOJI_FONTS)}: install Debian's "
+                            "fonts-noto-color-emoji (envs/apt.txt; ./vgs setup does)")
 
 
 def _background(name, size, rng):

@@ -1,8 +1,12 @@
 # Shared helpers for all rules: where the corpora live and how logs/benchmarks are named.
 import json
+import os
 
 # The software of every rule (snakemake --sdm conda); the same pins as envs/requirements.txt.
 VGS_ENV = "../../envs/vgs.yaml"
+# envs/vgs.post-deploy.sh installs the vgs package of this checkout into that env: it finds the
+# checkout here (set for the processes Snakemake starts; not something a user must provide).
+os.environ.update(VGS_ROOT=workflow.basedir)
 
 
 def log_path(name):
