@@ -31,7 +31,10 @@ changed() {
 
 ensure_setup() {
   # One set-up at a time: two commands started together on a fresh clone must not both run pip.
-  if command -v flock >/dev/null; then exec 9<"$ROOT/vgs.sh"; flock 9; fi
+  if command -v flock >/dev/null; then
+    exec 9<"$ROOT/vgs.sh"
+    flock -n 9 || { say "waiting for the set-up that another vgs.sh is running"; flock 9; }
+  fi
   local why; why=$(changed)
   if [ -z "$why" ] && [ "${1:-}" != --force ]; then
     say "set-up is current (${SETUP_FILES[*]} unchanged since the last one)"
@@ -59,8 +62,8 @@ cmd_run() {
   [ -n "$snakefile" ] && pre+=(--snakefile "$ROOT/Snakefile")
   [ -n "$cores" ] && pre+=(--cores all)
   ensure_setup
-  say "running: snakemake ${pre[*]} $*"
-  exec "$ROOT/.venv/bin/snakemake" "${pre[@]}" "$@"
+  say "running: snakemake ${pre[*]-} $*"
+  exec "$ROOT/.venv/bin/snakemake" ${pre[@]+"${pre[@]}"} "$@"
 }
 
 cmd_test() {

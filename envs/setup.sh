@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Set-up on Debian 12: the missing Debian packages of envs/apt.txt, then .venv with the pins of
 # envs/requirements.txt, torchaudio and this checkout (envs/vgs.post-deploy.sh, shared with the conda
-# env).  ./vgs runs this when the set-up files changed; VGS_SKIP_APT=1 skips the Debian packages.
+# env).  ./vgs.sh runs this when the set-up files changed; VGS_SKIP_APT=1 skips the Debian packages.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
