@@ -117,7 +117,9 @@ def test_pipeline_runs_as_slurm_jobs(slurm_cluster, tmp_path):
         assert f"mem={res['mem_mb']}M" in rec["Tres"], (rule, res["mem_mb"], rec["Tres"])
         assert rec["TimeLimit"] == res["runtime"], (rule, res["runtime"], rec["TimeLimit"])
         assert rec["WorkDir"] == str(work)
-        assert f"sched: Allocate JobId={sid} " in ctld and f"_job_complete: JobId={sid} done" in ctld
+        # started by the main scheduler or, on a loaded machine, by the backfill scheduler
+        assert re.search(rf"(sched: Allocate|sched/backfill: _start_job: Started) JobId={sid} ", ctld), sid
+        assert f"_job_complete: JobId={sid} done" in ctld
 
     # the outputs the jobs wrote on the "compute node"
     report = json.loads((work / "results/manifests/ingest_report.json").read_text())
