@@ -11,6 +11,9 @@ configfile: os.path.join(workflow.basedir, "config.yaml")
 
 
 validate(config, "workflow/schemas/config.schema.yaml")
+if config["synthetic"]["preset"] not in config["synthetic"]["presets"]:  # a map, so not a schema enum
+    raise ValueError(f"config synthetic.preset: {config['synthetic']['preset']!r} is not one of the "
+                     f"presets {sorted(config['synthetic']['presets'])}")
 
 
 report: "workflow/report/workflow.rst"

@@ -4,5 +4,5 @@ from vgs.corpus.flickr import ingest
 from vgs.runtime import rule_logging
 
 with rule_logging(snakemake):
-    ingest(snakemake.input[0], Path(snakemake.output.report).parent, snakemake.threads,
+    ingest(snakemake.input.corpus, Path(snakemake.output.report).parent, snakemake.threads,
            snakemake.params.max_skip_fraction)

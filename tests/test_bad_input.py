@@ -3,18 +3,22 @@ corpus, the real pipeline (corpus: flickr8k) run up to the recall JSON, and for 
 skip, failure or conversion count asserted — and that every other utterance reaches word vectors."""
 import io
 import json
+import re
+import os
 import shutil
 import subprocess
 
 import h5py
 import numpy as np
 import pandas as pd
+import pytest
 import soundfile as sf
 import torch
 import torchaudio.functional as AF
 import yaml
+from PIL import Image
 
-from conftest import TINY, snakemake
+from conftest import TINY, planned_jobs, snakemake
 from vgs.speech.audio import signal_problem
 
 NEW_WORDS = ("zorblax", "café")  # out of every dictionary (G2P) and non-ASCII
@@ -22,19 +26,29 @@ NEW_WORDS = ("zorblax", "café")  # out of every dictionary (G2P) and non-ASCII
 
 def _damage(root):
     """Damage a copy of the corpus; returns {case: utt_id or image_id}."""
-    wavs, txt = root / "flickr_audio" / "wavs", root / "Flickr8k_text"
-    capt = (root / "flickr_audio" / "wav2capt.txt").read_text().splitlines()
+    wavs, txt, aud = root / "flickr_audio" / "wavs", root / "Flickr8k_text", root / "flickr_audio"
+    capt = (aud / "wav2capt.txt").read_text().splitlines()
     tok_file = txt / "Flickr8k.token.txt"
     tokens = tok_file.read_text().splitlines()
     train = (txt / "Flickr_8k.trainImages.txt").read_text().split()
     utts = [line.split()[0][:-4] for line in capt]
-    bad_image = train[0][:-4]
-    # one utterance per case, each from a different image, none of them the corrupt image's
-    pick = iter(u for u in utts if u.endswith("_1") and not u.startswith(bad_image))
-    case = {k: next(pick) for k in ("empty", "truncated", "stereo", "rate44k", "clipped", "silent",
-                                     "oov", "unalignable", "wrong_audio", "no_audio", "no_caption")}
-    case["bad_image"] = bad_image
+    bad_image = train[-1][:-4]  # not train[0]: the first line of every text file gets a BOM below
+    # one utterance per case, each from a different image, none of them the corrupt image's; the
+    # wrong-audio case gets the shortest caption (the known limit: any speech long enough fits it)
+    ones = [u for u in utts if u.endswith("_1") and not u.startswith(bad_image)]
+    n_words = {t.split("#")[0][:-4] + "_" + t.split("#")[1].split("\t")[0]: len(t.split()) for t in tokens}
+    case = {"wrong_audio": min(ones, key=n_words.get)}
+    pick = iter(u for u in ones if u != case["wrong_audio"])
+    case.update({k: next(pick) for k in ("empty", "truncated", "stereo", "rate44k", "clipped", "silent",
+                                          "oov", "unalignable", "no_audio", "no_caption")})
     read = lambda u: sf.read(wavs / f"{u}.wav", dtype="float32")[0]
+    # wrong audio (below): the recording of a different, longer caption of another image
+    other = max((u for u in utts if not u.startswith(case["wrong_audio"][:-2]) and u not in case.values()),
+                key=lambda u: len(read(u)))
+    pick2 = iter(u for u in utts if u.endswith("_2") and not u.startswith(bad_image))  # issue 15's cases
+    case.update({k: next(pick2) for k in ("nan", "inf", "huge", "dup_line", "dup_wav", "two_captions",
+                                           "two_speakers")})
+    case.update(bad_image=bad_image, gray=train[1][:-4], png=train[2][:-4], bom=utts[0])
 
     (wavs / f"{case['empty']}.wav").write_bytes(b"")
     data = (wavs / f"{case['truncated']}.wav").read_bytes()
@@ -57,32 +71,66 @@ def _damage(root):
     sf.write(wavs / f"{case['oov']}.wav", x, 16000, subtype="PCM_16")
     # unalignable: a well-formed wav cut to its first 0.4 s, far too short for its ~10-word transcript
     sf.write(wavs / f"{case['unalignable']}.wav", read(case["unalignable"])[:6400], 16000, subtype="PCM_16")
-    # wrong audio: the recording of a different, longer caption of another image
-    other = max((u for u in utts if not u.startswith(case["wrong_audio"][:-2]) and u not in case.values()),
-                key=lambda u: len(read(u)))
     shutil.copy(wavs / f"{other}.wav", wavs / f"{case['wrong_audio']}.wav")
     jpeg = (root / "Flickr8k_Dataset" / f"{bad_image}.jpg").read_bytes()
     (root / "Flickr8k_Dataset" / f"{bad_image}.jpg").write_bytes(jpeg[: len(jpeg) // 3])
     capt = [c for c in capt if not c.startswith(case["no_audio"] + ".wav")]  # caption, wav unlisted
-    (root / "flickr_audio" / "wav2capt.txt").write_text("\n".join(capt) + "\n")
     stem, n = case["no_caption"].rsplit("_", 1)
     tokens = [t for t in tokens if not t.startswith(f"{stem}.jpg#{n}\t")]  # recording, no caption
-    tok_file.write_text("\n".join(tokens) + "\n")
+
+    # issue 15: float audio with one NaN / one +inf sample (a counted bad_wav at ingest), or with
+    # finite samples so large (1e20) that the features overflow (a counted skip in fbank_report)
+    for k, value in (("nan", np.nan), ("inf", np.inf)):
+        x = read(case[k])
+        x[len(x) // 2] = value
+        sf.write(wavs / f"{case[k]}.wav", x, 16000, subtype="FLOAT")
+    sf.write(wavs / f"{case['huge']}.wav", 1e20 * read(case["huge"]), 16000, subtype="FLOAT")
+    line = next(c for c in capt if c.startswith(case["dup_line"] + ".wav"))
+    stolen = next(c for c in capt if c.endswith("#3") and not c.startswith(case["dup_wav"][:-2]))
+    capt += [line, f"{case['dup_wav']}.wav {stolen.split()[1]} #3"]  # a repeat; a wav for two captions
+    key = case["two_captions"].rsplit("_", 1)[0] + ".jpg#2"
+    tokens += [tokens[0], f"{key}\tA purple giraffe is flying over the sea ."]  # a repeat; a key twice
+    spk = (aud / "wav2spk.txt").read_text() + f"{case['two_speakers']}.wav 999\n"
+    (aud / "wav2spk.txt").write_bytes(spk.replace("\n", "\r\n").encode())  # Windows line ends
+    for name in (case["gray"], case["png"]):  # a greyscale JPEG; PNG bytes behind a .jpg name
+        path = root / "Flickr8k_Dataset" / f"{name}.jpg"
+        with Image.open(path) as im:
+            (im.convert("L") if name == case["gray"] else im).save(path, "JPEG" if name == case["gray"] else "PNG")
+    bom = b"\xef\xbb\xbf"  # a byte-order mark on the first line of three text files
+    (aud / "wav2capt.txt").write_bytes(bom + ("\n".join(capt) + "\n").encode())
+    tok_file.write_bytes(bom + ("\n".join(tokens) + "\n").encode())
+    split = txt / "Flickr_8k.trainImages.txt"
+    split.write_bytes(bom + split.read_bytes())
     return case
 
 
-def test_bad_input_table_end_to_end(tiny_flickr, tiny_words, tmp_path):
-    root = tmp_path / "corpus"
-    shutil.copytree(tiny_flickr, root)
-    case = _damage(root)
+def _config(tmp_path, root, words):
     cfg = tmp_path / "c.yaml"
     cfg.write_text(yaml.safe_dump({
         "corpus": "flickr8k", "flickr8k": {"root": str(root)}, "synthetic": {"preset": "tiny"},
-        "word_corpus": {"source": "kaldi", "kaldi_dir": str(tiny_words), "ctm": str(tiny_words / "words.ctm")},
-        "ingest": {"max_skip_fraction": 0.3},
+        "word_corpus": {"source": "kaldi", "kaldi_dir": str(words), "ctm": str(words / "words.ctm")},
+        "ingest": {"max_skip_fraction": 0.6},
         "wordcnn": {"epochs": 3}, "fragment": {"epochs": 3}}))  # vectors and recall needed, not accuracy
-    work = tmp_path / "work"
+    return cfg
+
+
+@pytest.fixture(scope="module")
+def damaged_run(tiny_flickr, tiny_words, tmp_path_factory):
+    """The whole pipeline on a corpus with every damage of the table; the corpus and the word
+    corpus are copies, so later tests may edit them."""
+    tmp = tmp_path_factory.mktemp("bad_input")
+    root, words = tmp / "corpus", tmp / "words"
+    shutil.copytree(tiny_flickr, root)
+    shutil.copytree(tiny_words, words)
+    case = _damage(root)
+    cfg = _config(tmp, root, words)
+    work = tmp / "work"
     snakemake(work, targets=["results/flickr8k_recall.json"], configfile=cfg)
+    return work, cfg, root, case
+
+
+def test_bad_input_table_end_to_end(damaged_run):
+    work, _, _, case = damaged_run
     _check(work / "results", case)
 
 
@@ -94,32 +142,48 @@ def _check(res, case):
     # ingest: named, counted skips
     skips = {}
     for s in ingest["skips"]:
-        skips.setdefault(s["file"].rsplit("/", 1)[-1], []).append((s["kind"], s["reason"]))
-    assert ingest["skipped"] == {"bad_image": 1, "image_unusable": 5, "bad_wav": 2, "wav_not_in_wav2capt": 1,
-                                 "caption_without_audio": 3, "audio_without_caption": 1}
-    assert skips[f"{case['bad_image']}.jpg"][0][0] == "bad_image" and "unreadable image" in skips[f"{case['bad_image']}.jpg"][0][1]
-    assert skips[f"{case['empty']}.wav"] == [("bad_wav", "empty file (0 bytes)")]
-    assert skips[f"{case['truncated']}.wav"][0][0] == "bad_wav" and "truncated" in skips[f"{case['truncated']}.wav"][0][1]
-    assert [k for k, _ in skips[f"{case['no_audio']}.wav"]] == ["wav_not_in_wav2capt"]
-    assert skips[f"{case['no_caption']}.wav"][0][0] == "audio_without_caption"
+        skips.setdefault(s["file"].rsplit("/", 1)[-1], []).append((s["kind"], s["reason"], s["line"]))
+    assert ingest["skipped"] == {"bad_image": 1, "image_unusable": 5, "bad_wav": 4, "wav_not_in_wav2capt": 1,
+                                 "caption_without_audio": 6, "audio_without_caption": 2, "duplicate_line": 2,
+                                 "duplicate_wav": 2, "conflicting_caption": 2, "conflicting_speaker": 2}
+    kinds = lambda f: [k for k, _, _ in skips[f]]
+    assert kinds(f"{case['bad_image']}.jpg") == ["bad_image"] and "unreadable image" in skips[f"{case['bad_image']}.jpg"][0][1]
+    assert skips[f"{case['empty']}.wav"] == [("bad_wav", "empty file (0 bytes)", None)]
+    assert kinds(f"{case['truncated']}.wav") == ["bad_wav"] and "truncated" in skips[f"{case['truncated']}.wav"][0][1]
+    assert kinds(f"{case['no_audio']}.wav") == ["wav_not_in_wav2capt"]
+    assert kinds(f"{case['no_caption']}.wav") == ["audio_without_caption"]
+    for k in ("nan", "inf"):  # item 1: the wav named, the count given
+        assert skips[f"{case[k]}.wav"] == [("bad_wav", "1 non-finite samples (NaN or ±inf) in float audio", None)]
+    # items 2 and 3: repeats collapsed, conflicting entries dropped, each with file and line
+    assert sorted((f, line) for f, v in skips.items() for k, _, line in v if k == "duplicate_line") == [
+        ("Flickr8k.token.txt", 5 * TINY["images"]), ("wav2capt.txt", 5 * TINY["images"])]
+    assert [k for k, _, _ in skips["wav2capt.txt"]] == ["duplicate_line", "duplicate_wav", "duplicate_wav"]
+    assert [k for k, _, _ in skips["wav2spk.txt"]] == ["conflicting_speaker"] * 2
+    assert kinds(f"{case['two_captions']}.wav") == ["audio_without_caption"]
+    assert "given different values" in skips[f"{case['two_captions']}.wav"][0][1]
     no_audio = {s["reason"].split(" ")[0]: s["reason"].split(": ")[1] for s in ingest["skips"]
                 if s["kind"] == "caption_without_audio"}
-    cap = lambda k: case[k].rsplit("_", 1)[0] + ".jpg#1"
-    assert no_audio == {cap("no_audio"): "not in wav2capt.txt", cap("empty"): "its recording was skipped (see above)",
-                        cap("truncated"): "its recording was skipped (see above)"}
-    utts = pd.read_csv(res / "manifests/utterances.tsv", sep="\t").set_index("utt_id")
-    assert len(utts) == 5 * TINY["images"] - 5 - 4
+    cap = lambda k, n=1: case[k].rsplit("_", 1)[0] + f".jpg#{n}"
+    skipped_rec = "its recording was skipped (see above)"
+    assert no_audio == {cap("no_audio"): "not in wav2capt.txt", cap("empty"): skipped_rec, cap("truncated"): skipped_rec,
+                        cap("nan", 2): skipped_rec, cap("inf", 2): skipped_rec, cap("dup_wav", 2): skipped_rec}
+    utts = pd.read_csv(res / "manifests/utterances.tsv", sep="\t", dtype={"speaker": str}).set_index("utt_id")
+    lost = {case[k] for k in ("empty", "truncated", "no_audio", "no_caption", "nan", "inf", "dup_wav", "two_captions")}
+    assert len(utts) == 5 * TINY["images"] - 5 - len(lost) and not lost & set(utts.index)
     assert utts.loc[case["stereo"], "channels"] == 2 and utts.loc[case["rate44k"], "sample_rate"] == 44100
     assert utts.loc[case["oov"], "transcript"].split()[2:4] == list(NEW_WORDS)
+    assert utts.loc[case["two_speakers"], "speaker"] == "unknown" and utts.loc[case["bom"], "speaker"] != "unknown"
 
-    # features: conversions and signal problems counted by name, nothing skipped
-    assert (fbank["stored"], fbank["skipped"], fbank["resampled"], fbank["downmixed"]) == (len(utts), 0, 1, 1)
+    # features: conversions and signal problems counted by name; the overflowing wav a named skip
+    assert (fbank["stored"], fbank["skipped"], fbank["resampled"], fbank["downmixed"]) == (len(utts) - 1, 1, 1, 1)
+    assert fbank["skips"][0]["utt_id"] == case["huge"] and fbank["skips"][0]["path"].endswith(f"{case['huge']}.wav")
+    assert re.fullmatch(r"log-mel features not finite \(peak \|sample\| [1-9.]+e\+(19|20)\)", fbank["skips"][0]["problem"])
     assert fbank["clipped_utterances"] == [case["clipped"]] and fbank["silent_utterances"] == [case["silent"]]
 
     # alignment: new words pronounced by G2P, the silent and the mismatched recording named failures
     assert set(NEW_WORDS) <= set(align["lexicon"]["oov_from_g2p"]) and not align["lexicon"]["oov_unpronounceable"]
     failed = {f["utt_id"]: f["reason"] for f in align["failures"]}
-    assert set(failed) == {case["silent"], case["unalignable"]}, failed
+    assert set(failed) - {case["huge"]} == {case["silent"], case["unalignable"]}, failed
     assert failed[case["silent"]].startswith("silent_audio")
     assert failed[case["unalignable"]].startswith("no_alignment") and "in 0.40 s of audio, 3 beam" in failed[case["unalignable"]]
     # known limit: forced alignment with wide beams fits any transcript to any speech, and
@@ -130,16 +194,65 @@ def _check(res, case):
     with h5py.File(res / "speech/pocketsphinx/word_vectors.h5", "r") as h5:
         with_vectors = set(h5["utterances"].asstr()[()])
         words, utt_ids = h5["words"].asstr()[()], h5["utt_ids"].asstr()[()]
-    assert with_vectors == set(utts.index) - set(failed)
+    assert with_vectors == set(utts.index) - set(failed) - {case["huge"]}
+    kept = {case[k] for k in ("bom", "dup_line", "two_speakers", "stereo", "rate44k", "clipped", "oov")}
+    converted = {u for u in utts.index if u.rsplit("_", 1)[0] in (case["gray"], case["png"]) and u not in case.values()}
+    assert len(converted) >= 4 and kept | converted <= with_vectors
     assert list(words[utt_ids == case["oov"]]) == utts.loc[case["oov"], "transcript"].split()
     win = load("speech/pocketsphinx/windows_report.json")
-    assert win["utterances"] == len(with_vectors) and win["skipped_words_no_features"] == 0
+    assert win["utterances"] == len(with_vectors) and set(win["skipped_utterances"]) <= {case["huge"]}
     regions = load("vision/regions_stats.json")
     assert regions["images_total"] == TINY["images"] - 1 and regions["skipped"] == []
+    with h5py.File(res / "vision/regions.h5", "r") as h5:
+        assert {case["gray"], case["png"]} <= set(h5["image_ids"].asstr()[()])
     # the job finished on what survived: every test caption with word vectors is a query
     speech = next(r for r in load("flickr8k_recall.json")["rows"] if r["system"] == "speech")
     test_utts = utts[utts.index.isin(with_vectors) & (utts.split == "test")]
     assert speech["test"]["search"]["n_queries"] == len(test_utts)
+
+
+def test_a_damaged_cache_is_an_error_naming_it_and_its_rebuild_command(damaged_run, tmp_path):
+    """Issue 15, item 7: a truncated regions.h5 (e.g. an interrupted copy) under a rerun of the
+    joint model; then the command the message gives rebuilds it."""
+    work, cfg, _, _ = damaged_run
+    copy = tmp_path / "work"
+    shutil.copytree(work, copy, symlinks=True)
+    regions = copy / "results" / "vision" / "regions.h5"
+    os.truncate(regions, regions.stat().st_size // 2)
+    proc = snakemake(copy, "--forcerun", "fragment_train", targets=["results/flickr8k_recall.json"],
+                     configfile=cfg, check=False)
+    said = proc.stdout + proc.stderr
+    assert proc.returncode != 0 and "Error in rule fragment_train" in said
+    assert "results/vision/regions.h5: cannot read this HDF5 cache (OSError: Unable to synchronously open file " \
+           "(truncated file" in said
+    assert "Rebuild it with: snakemake --forcerun results/vision/regions.h5" in said
+    snakemake(copy, "--forcerun", "results/vision/regions.h5", targets=["results/fragment/text/model.pt"],
+              configfile=cfg)
+    with h5py.File(regions, "r") as h5:
+        assert h5.attrs["complete"] and len(h5["image_ids"]) == TINY["images"] - 1
+
+
+def test_a_corpus_edited_in_place_reruns_ingest_and_what_follows(damaged_run):
+    """Issue 15, item 4: an untouched corpus reruns nothing; a wav replaced or a caption line
+    appended in place reruns the manifest, ingest and every stage after it, and nothing else."""
+    work, cfg, root, case = damaged_run
+    target = "results/flickr8k_recall.json"
+    assert planned_jobs(work, target, configfile=cfg) == {}
+    wavs = root / "flickr_audio" / "wavs"
+    shutil.copy(wavs / f"{case['wrong_audio']}.wav", wavs / f"{case['bom']}.wav")
+    after_ingest = {"corpus_manifest": 1, "ingest": 1, "speech_align": 1, "speech_fbank": 1, "speech_windows": 1,
+                    "wordcnn_vectors": 1, "vision_regions": 1, "fragment_textvec": 1, "fragment_train": 2,
+                    "fragment_evaluate": 2, "recall_table": 1}  # not the word corpus's stages
+    assert planned_jobs(work, target, configfile=cfg) == after_ingest
+    snakemake(work, targets=["results/manifests/ingest_report.json"], configfile=cfg)
+    assert planned_jobs(work, "results/manifests/ingest_report.json", configfile=cfg) == {}
+    tokens = root / "Flickr8k_text" / "Flickr8k.token.txt"
+    before = json.loads((work / "results/manifests/ingest_report.json").read_text())["captions"]
+    with open(tokens, "a") as fh:
+        fh.write(f"{case['bad_image']}.jpg#5\tA caption line added later .\n")
+    assert planned_jobs(work, "results/manifests/ingest_report.json", configfile=cfg) == {"corpus_manifest": 1, "ingest": 1}
+    snakemake(work, targets=["results/manifests/ingest_report.json"], configfile=cfg)
+    assert json.loads((work / "results/manifests/ingest_report.json").read_text())["captions"] == before + 1
 
 
 def test_signal_problem_thresholds():

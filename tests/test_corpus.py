@@ -171,7 +171,116 @@ def test_changed_parameter_reruns_only_affected_stages(tmp_path):
     assert planned_jobs(tmp_path, *targets, configfile=cfg2) == {"ingest": 1}
     tiny = {**TINY, "caption_voices": 5}
     cfg3 = write_config(tmp_path / "c3.yaml", synthetic={"preset": "tiny", "presets": {"tiny": tiny}})
-    assert planned_jobs(tmp_path, *targets, configfile=cfg3) == {"synthetic_corpus": 1, "synthetic_words": 1, "ingest": 1}
+    assert planned_jobs(tmp_path, *targets, configfile=cfg3) == {"synthetic_corpus": 1, "synthetic_words": 1,
+                                                                  "corpus_manifest": 1, "ingest": 1}
     words_only = {**TINY, "word_tokens": 11}  # a word-corpus key leaves the captions alone
     cfg4 = write_config(tmp_path / "c4.yaml", synthetic={"preset": "tiny", "presets": {"tiny": words_only}})
     assert planned_jobs(tmp_path, *targets, configfile=cfg4) == {"synthetic_words": 1}
+    snakemake(tmp_path, targets=targets, configfile=cfg3)  # regenerated in place: the manifest's digest
+    assert planned_jobs(tmp_path, *targets, configfile=cfg3) == {}  # is taken after, not before
+
+
+def test_text_reader_accepts_bom_and_any_line_end_and_names_a_bad_byte(tmp_path):
+    from vgs.corpus.text import read_lines
+
+    f = tmp_path / "f.txt"
+    f.write_bytes(b"\xef\xbb\xbfa\tb\r\nc\rd\n\ne\n")
+    assert read_lines(f) == [(1, "a\tb"), (2, "c"), (3, "d"), (4, ""), (5, "e")]
+    f.write_bytes("one\ntwo caf\u00e9\nthree caf".encode() + b"\xe9 x\n")  # Latin-1 é on line 3
+    with pytest.raises(CorpusError, match=r"f.txt:3:10: byte 0xe9 is not UTF-8"):
+        read_lines(f)
+    f.write_bytes(b"\xef\xbb\xbfab\xff\n")  # the column counts characters after the BOM
+    with pytest.raises(CorpusError, match=r"f.txt:1:3: byte 0xff"):
+        read_lines(f)
+    f.write_text("a b\n", encoding="utf-16")
+    with pytest.raises(CorpusError, match=r"f.txt: UTF-16 text"):
+        read_lines(f)
+
+
+def _edit(path, fn):
+    path.write_text("\n".join(fn(path.read_text().splitlines())) + "\n")
+
+
+def test_bom_and_crlf_in_every_text_file_change_nothing(tiny_flickr, broken, tmp_path):
+    clean = ingest(tiny_flickr, tmp_path / "clean")
+    for f in [*(broken / "Flickr8k_text").glob("*.txt"), *(broken / "flickr_audio").glob("*.txt")]:
+        f.write_bytes(b"\xef\xbb\xbf" + f.read_bytes().replace(b"\n", b"\r\n"))
+    report = ingest(broken, tmp_path / "out")
+    assert report["skipped"] == {} and report["utterances"] == clean["utterances"] == 5 * TINY["images"]
+    for name in ("utterances.tsv", "captions.tsv"):
+        got = (tmp_path / "out" / name).read_text().replace(str(broken), str(tiny_flickr))
+        assert got == (tmp_path / "clean" / name).read_text()
+
+
+def test_a_latin1_byte_is_an_error_naming_file_line_and_column(broken, tmp_path):
+    tok = broken / "Flickr8k_text" / "Flickr8k.token.txt"
+    lines = tok.read_bytes().split(b"\n")
+    lines[6] = lines[6].replace(b"\t", b"\tCaf\xe9 ", 1)
+    tok.write_bytes(b"\n".join(lines))
+    column = lines[6].index(b"\xe9") + 1  # the line is ASCII up to the bad byte
+    with pytest.raises(CorpusError, match=rf"Flickr8k.token.txt:7:{column}: byte 0xe9 is not UTF-8"):
+        ingest(broken, tmp_path)
+
+
+def test_duplicate_and_conflicting_entries_are_counted_with_file_and_line(broken, tmp_path):
+    txt, aud = broken / "Flickr8k_text", broken / "flickr_audio"
+    capt = (aud / "wav2capt.txt").read_text().splitlines()
+    wav_a, wav_b, wav_c = (capt[k].split()[0] for k in (0, 11, 22))
+    img_c = capt[22].split()[1]
+    key_b = capt[11].split()[1] + capt[11].split()[2]  # e.g. 123_abc.jpg#1
+    other = capt[33].split()  # a different caption for wav_c
+    _edit(aud / "wav2capt.txt", lambda ls: ls + [ls[0], f"{wav_c} {other[1]} {other[2]}"])
+    tokens = (txt / "Flickr8k.token.txt").read_text().splitlines()
+    dup_line = next(i for i, t in enumerate(tokens, 1) if t.startswith(key_b + "\t"))
+    _edit(txt / "Flickr8k.token.txt", lambda ls: ls + [ls[0], key_b + "\tA purple giraffe is flying ."])
+    _edit(aud / "wav2spk.txt", lambda ls: ls + [f"{wav_a} 999"])
+    train = (txt / "Flickr_8k.trainImages.txt").read_text().split()
+    _edit(txt / "Flickr_8k.trainImages.txt", lambda ls: ls + [ls[0], "not an image name", "x/../y.jpg"])
+    _edit(txt / "Flickr_8k.testImages.txt", lambda ls: ls + [train[1]])
+    report = ingest(broken, tmp_path, max_skip_fraction=0.5)
+    assert report["skipped"] == {"duplicate_line": 3, "duplicate_wav": 2, "conflicting_caption": 2,
+                                 "conflicting_speaker": 2, "bad_split_line": 2, "image_in_two_splits": 2,
+                                 "image_unusable": 5, "audio_without_caption": 1, "caption_without_audio": 1}
+    by_kind = {}
+    for s in report["skips"]:
+        by_kind.setdefault(s["kind"], []).append(s)
+    n = len(capt)
+    assert {(s["file"].rsplit("/", 1)[1], s["line"]) for s in by_kind["duplicate_line"]} == {
+        ("wav2capt.txt", n + 1), ("Flickr8k.token.txt", len(tokens) + 1), ("Flickr_8k.trainImages.txt", len(train) + 1)}
+    assert {s["line"] for s in by_kind["duplicate_wav"]} == {23, n + 2}
+    assert {s["line"] for s in by_kind["conflicting_caption"]} == {dup_line, len(tokens) + 2}
+    assert "none is used" in by_kind["conflicting_caption"][0]["reason"]
+    assert by_kind["audio_without_caption"][0]["file"].endswith(wav_b)
+    utts = pd.read_csv(tmp_path / "utterances.tsv", sep="\t", dtype=str).set_index("utt_id")
+    assert wav_b[:-4] not in utts.index and wav_c[:-4] not in utts.index
+    assert utts.loc[wav_a[:-4], "speaker"] == "unknown"  # two speakers given: neither is used
+    assert not utts.image_id.isin([train[1][:-4]]).any()  # in train and test: neither
+    assert utts.index.is_unique and len(utts) == 5 * TINY["images"] - 1 - 1 - 5
+
+
+def test_a_split_without_usable_recordings_is_an_error_naming_its_list(broken, tmp_path):
+    (broken / "Flickr8k_text" / "Flickr_8k.devImages.txt").write_text("\n")
+    with pytest.raises(CorpusError, match=r"Flickr_8k.devImages.txt: no image of split 'dev'"):
+        ingest(broken, tmp_path, max_skip_fraction=1.0)
+
+
+def test_non_finite_float_audio_is_a_bad_wav_naming_the_count(broken, tmp_path):
+    wavs = sorted((broken / "flickr_audio" / "wavs").glob("*.wav"))
+    for p, value in ((wavs[0], np.nan), (wavs[1], np.inf)):
+        x, sr = sf.read(p, dtype="float32")
+        x[[10, 20]] = value
+        sf.write(p, x, sr, subtype="FLOAT")
+    report = ingest(broken, tmp_path)
+    bad = {s["file"].rsplit("/", 1)[1]: s["reason"] for s in report["skips"] if s["kind"] == "bad_wav"}
+    assert bad == {wavs[0].name: "2 non-finite samples (NaN or ±inf) in float audio",
+                   wavs[1].name: "2 non-finite samples (NaN or ±inf) in float audio"}
+
+
+def test_every_skip_kind_has_a_row_in_the_readme_table():
+    from conftest import REPO
+
+    src = (REPO / "vgs" / "corpus" / "flickr.py").read_text()
+    kinds = set(re.findall(r'skips\.add\("(\w+)"', src)) | set(re.findall(r'skips,\s*"(\w+)"\)', src))
+    readme = (REPO / "README.md").read_text()
+    table = readme[readme.index("### Bad input"):readme.index("### Corpus changes and damaged caches")]
+    assert len(kinds) >= 17 and not [k for k in sorted(kinds) if f"`{k}`" not in table]

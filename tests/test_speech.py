@@ -1,5 +1,7 @@
 """Speech stage: alignment (pocketsphinx, MFA TextGrid parsing, oracle), fbank, word windows."""
 import json
+import re
+import shutil
 import subprocess
 
 import h5py
@@ -8,7 +10,7 @@ import pandas as pd
 import pytest
 import soundfile as sf
 
-from vgs.speech import align, features, mfa_backend, windows
+from vgs.speech import align, features, kaldi_dir, mfa_backend, windows
 from vgs.speech.audio import BadAudioError, load_audio
 from vgs.speech.textgrid import read_textgrid
 
@@ -243,6 +245,65 @@ def test_fbank_resumes_partial_file(corpus, tmp_path):
                                     FB, out, tmp_path / "r.json")
     assert rep["reused_from_partial_run"] == 1 and rep["stored"] == 2
     assert features.load_feats(out)["u1"].shape[0] > 100
+
+
+def test_fbank_resume_keeps_only_utterances_still_listed_with_the_same_wav(corpus, tmp_path):
+    """Issue 15, item 8: killed, then the corpus changed: an utterance dropped, a wav replaced."""
+    wav = tmp_path / "a.wav"
+    shutil.copy(corpus / "u0.wav", wav)
+    items = [("a", str(wav)), ("gone", str(corpus / "u1.wav")), ("u1", str(corpus / "u1.wav"))]
+    out = tmp_path / "fb.h5"
+    features.extract_features(items, FB, out, tmp_path / "r.json")
+    out.rename(f"{out}.partial")  # as if killed before the rename
+    x, sr = sf.read(corpus / "u1.wav")
+    sf.write(wav, x, sr, subtype="PCM_16")  # a.wav now holds other speech
+    rep = features.extract_features([items[0], items[2]], FB, out, tmp_path / "r.json")
+    assert rep["reused_from_partial_run"] == 1 and rep["stored"] == 2  # only u1 was reused
+    feats = features.load_feats(out)
+    assert set(feats) == {"a", "u1"} and feats["a"].shape == feats["u1"].shape
+
+
+def test_a_damaged_partial_file_starts_afresh(corpus, tmp_path):
+    partial = tmp_path / "fb.h5.partial"
+    partial.write_bytes(b"\x89HDF\r\n\x1a\n" + b"\0" * 64)  # killed while HDF5 wrote its header
+    rep = features.extract_features([("u0", str(corpus / "u0.wav"))], FB, tmp_path / "fb.h5", tmp_path / "r.json")
+    assert rep["reused_from_partial_run"] == 0 and rep["stored"] == 1
+
+
+def test_non_finite_audio_is_a_named_skip(corpus, tmp_path):
+    """A NaN sample (or samples so large the features overflow): a counted skip naming the wav,
+    never NaN features (which used to surface as an error in a later stage, naming its file)."""
+    x, sr = sf.read(corpus / "u0.wav", dtype="float32")
+    sf.write(tmp_path / "nan.wav", np.where(np.arange(len(x)) == 100, np.nan, x), sr, subtype="FLOAT")
+    sf.write(tmp_path / "huge.wav", 1e20 * x, sr, subtype="FLOAT")
+    with pytest.raises(BadAudioError, match=r"nan.wav: 1 non-finite samples"):
+        load_audio(tmp_path / "nan.wav")
+    items = [(k, str(tmp_path / f"{k}.wav")) for k in ("nan", "huge")] + [("u0", str(corpus / "u0.wav"))]
+    rep = features.extract_features(items, FB, tmp_path / "fb.h5", tmp_path / "r.json")
+    assert rep["stored"] == 1 and [(s["utt_id"], s["path"]) for s in rep["skips"]] == items[:2]
+    assert rep["skips"][0]["problem"] == "1 non-finite samples (NaN or ±inf) in float audio"
+    assert re.fullmatch(r"log-mel features not finite \(peak \|sample\| [1-9.]+e\+(19|20)\)", rep["skips"][1]["problem"])
+
+
+def test_kaldi_readers_accept_bom_and_crlf_and_name_bad_lines(tmp_path):
+    from vgs.corpus.text import CorpusError
+
+    scp = tmp_path / "wav.scp"
+    scp.write_bytes(b"\xef\xbb\xbfu1 a.wav\r\nu2 sph2pipe -f wav b.wv1 |\r\n")
+    assert kaldi_dir.read_table(scp) == {"u1": "a.wav", "u2": "sph2pipe -f wav b.wv1 |"}
+    scp.write_text("u1 a.wav\nu2 b.wav\nu1 c.wav\n")
+    with pytest.raises(CorpusError, match=r"wav.scp:3: key 'u1' already on line 1"):
+        kaldi_dir.read_table(scp)
+    scp.write_bytes(b"u1 caf\xe9.wav\n")
+    with pytest.raises(CorpusError, match=r"wav.scp:1:7: byte 0xe9 is not UTF-8"):
+        kaldi_dir.read_table(scp)
+    ctm = tmp_path / "w.ctm"
+    ctm.write_text("u1 1 0.10 0.30 dog\nu1 1 0.40 x0.2 cat\n")
+    with pytest.raises(CorpusError, match=r"w.ctm:2: a CTM line is 'utt channel start duration word'"):
+        kaldi_dir.read_ctm(ctm)
+    ctm.write_text("u1 1 0.10 -0.30 dog\n")
+    with pytest.raises(CorpusError, match=r"w.ctm:1: .*duration >= 0"):
+        kaldi_dir.read_ctm(ctm)
 
 
 @pytest.mark.parametrize("length,left,right,cut_left", [

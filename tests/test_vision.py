@@ -1,6 +1,7 @@
 """Vision stage: proposals, NMS, warps, the region store (layout, torch agreement, bad images,
 resume) and the proposal-quality metric, on small Pillow-drawn images."""
 import json
+import shutil
 
 import cv2
 import h5py
@@ -11,6 +12,7 @@ from PIL import Image, ImageDraw
 
 from vgs.vision import encoder as enc
 from vgs.vision import proposals as prop
+from vgs.runtime import file_signature
 from vgs.vision import quality, regions, stage, store
 
 PARAMS = dict(encoder="lite0", input_size=224, detections=19, strategy="single", max_side=500,
@@ -205,10 +207,10 @@ def test_resume_after_interruption_gives_identical_store(built, corpus, onnx_pat
     out, _ = built
     # a run that died after two images: their rows sit in the .partial file
     h5 = tmp_path / "regions.h5"
-    w = store.RegionWriter(h5, {"config": json.dumps(PARAMS, sort_keys=True), "encoder": "x"},
-                           20, 1280, 5, chunk=2)
-    runner = enc.OnnxEncoder(onnx_path)
     items = [("img0", str(corpus / "img0.jpg")), ("img1", str(corpus / "img1.jpg"))]
+    w = store.RegionWriter(h5, {"config": json.dumps(PARAMS, sort_keys=True), "encoder": "x"},
+                           20, 1280, 5, chunk=2, sources={i: file_signature(p) for i, p in items})
+    runner = enc.OnnxEncoder(onnx_path)
     regions.extract(items, runner, PARAMS, w.add)
     w.close()
     assert (tmp_path / "regions.h5.partial").exists() and not h5.exists()
@@ -219,6 +221,37 @@ def test_resume_after_interruption_gives_identical_store(built, corpus, onnx_pat
     for k in ("boxes", "n_proposals", "top_classes"):
         np.testing.assert_array_equal(a[k], b[k])
     np.testing.assert_allclose(a["features"], b["features"], atol=1e-4)
+
+
+def test_resume_keeps_only_rows_of_images_still_listed_with_the_same_file(built, corpus, onnx_path, tmp_path):
+    """Issue 15, item 8: killed after three images, then the corpus changed (same vision config):
+    one image is no longer listed, one was replaced in place.  Only the third row is resumed."""
+    out, _ = built
+    img = tmp_path / "img"
+    shutil.copytree(corpus, img)
+    listed = pd.read_csv(img / "images.tsv", sep="\t").assign(path=lambda d: d.image_id.map(lambda i: str(img / f"{i}.jpg")))
+    listed.to_csv(img / "images.tsv", sep="\t", index=False)
+    items = [("old", str(img / "img3.jpg")), ("img0", str(img / "img0.jpg")), ("img1", str(img / "img1.jpg"))]
+    h5 = tmp_path / "regions.h5"
+    w = store.RegionWriter(h5, {"config": json.dumps(PARAMS, sort_keys=True), "encoder": "x"},
+                           20, 1280, 5, chunk=1, sources={i: file_signature(p) for i, p in items})
+    regions.extract(items, enc.OnnxEncoder(onnx_path), PARAMS, w.add)
+    w.close()
+    scene(2, w=200).save(img / "img0.jpg", quality=92)  # replaced in place: other content
+    report = stage.build_regions(img / "images.tsv", onnx_path, h5, tmp_path / "s.json", PARAMS)
+    assert (report["resumed"], report["images_this_run"], report["images_total"]) == (1, 3, 4)
+    got, ref = store.read_regions(h5), store.read_regions(out / "regions.h5")
+    assert list(got["image_ids"]) == ["img1", "img0", "img2", "img3"]  # resumed rows first
+    assert list(got["sources"]) == [file_signature(img / f"{i}.jpg") for i in got["image_ids"]]
+    ref_row = {i: k for k, i in enumerate(ref["image_ids"])}
+    np.testing.assert_allclose(got["features"][0], ref["features"][ref_row["img1"]], atol=1e-4)
+    assert not np.allclose(got["features"][1], ref["features"][ref_row["img0"]], atol=1e-2)  # recomputed
+
+
+def test_a_damaged_partial_store_starts_afresh(corpus, onnx_path, tmp_path):
+    (tmp_path / "regions.h5.partial").write_bytes(b"\x89HDF\r\n\x1a\n" + b"\0" * 64)
+    report = stage.build_regions(corpus / "images.tsv", onnx_path, tmp_path / "regions.h5", tmp_path / "s.json", PARAMS)
+    assert report["resumed"] == 0 and report["images_total"] == 4
 
 
 def test_convmap_store(corpus, onnx_path, tmp_path):

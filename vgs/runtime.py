@@ -99,7 +99,11 @@ def torch_device():
 
 
 class CacheError(RuntimeError):
-    """A cached stage output (HDF5) that cannot be read: names the file and how to rebuild it."""
+    """A cached stage output (HDF5, torch) that cannot be read: names the file and how to rebuild it."""
+
+    def __init__(self, path, what, error):
+        super().__init__(f"{path}: cannot read this {what} ({type(error).__name__}: {error}); it is "
+                         f"damaged or incomplete. Rebuild it with: snakemake --forcerun {path}")
 
 
 def open_h5(path):
@@ -111,5 +115,43 @@ def open_h5(path):
     try:
         return h5py.File(path, "r")
     except (OSError, ValueError) as e:
-        raise CacheError(f"{path}: cannot read this HDF5 cache ({e}); it is damaged or incomplete. "
-                         f"Rebuild it with: snakemake --forcerun {path}") from e
+        raise CacheError(path, "HDF5 cache", e) from e
+
+
+def file_signature(path):
+    """'path<TAB>size<TAB>mtime_ns' of an input file: what a resumed cache row must still match
+    (a file replaced in place, or no longer listed, must not survive a resume)."""
+    try:
+        st = os.stat(path)
+    except OSError:  # a missing file is the stage's own error to report
+        return f"{path}\tmissing"
+    return f"{path}\t{st.st_size}\t{st.st_mtime_ns}"
+
+
+def open_partial(path):
+    """Open a rule's own resumable `<output>.partial` HDF5 for appending.  One that cannot be read
+    (e.g. a kill mid-write) is not an error: it is logged, removed and replaced by an empty file."""
+    import h5py
+
+    try:
+        return h5py.File(path, "a")
+    except (OSError, ValueError) as e:
+        log.warning("%s unreadable (%s); starting afresh", path, e)
+        os.unlink(path)
+        return h5py.File(path, "w")
+
+
+def load_torch(path, resume=False):
+    """torch.load onto the CPU.  A damaged model (an earlier stage's output) is a CacheError like
+    open_h5's; a damaged resume checkpoint (`resume=True`) is logged and ignored (None)."""
+    import pickle
+
+    import torch
+
+    try:
+        return torch.load(path, map_location="cpu", weights_only=False)
+    except (OSError, RuntimeError, EOFError, pickle.UnpicklingError) as e:  # a cut-short zip or pickle
+        if resume:
+            log.warning("ignoring %s: unreadable (%s)", path, e)
+            return None
+        raise CacheError(path, "torch file", e) from e

@@ -14,7 +14,7 @@ from tqdm import tqdm
 
 from vgs import retrieval
 from vgs.fragment.model import FragmentModel, chunked_scores, margin_cost, score_matrix
-from vgs.runtime import atomic_path, to_cpu, torch_device
+from vgs.runtime import atomic_path, load_torch, to_cpu, torch_device
 
 log = logging.getLogger(__name__)
 
@@ -85,8 +85,8 @@ def train_model(train, dev, cfg, checkpoint, stop_after_epoch=None, mem_mb=512, 
     state = {"epoch": 0, "history": [], "best": None, "best_epoch": 0, "best_score": -1.0}
     for stale in checkpoint.parent.glob(checkpoint.name + ".tmp-*"):  # left by a kill mid-save
         stale.unlink()
-    if checkpoint.exists():
-        ck = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    ck = load_torch(checkpoint, resume=True) if checkpoint.exists() else None
+    if ck is not None:
         if ck.get("fingerprint") == fp:
             model.load_state_dict(ck["model"])
             opt.load_state_dict(ck["optim"])
@@ -145,7 +145,7 @@ def save_model(model, cfg, info, path):
 
 def load_model(path):
     """The saved model, on the CPU in eval mode, and the whole saved dict."""
-    ck = torch.load(path, map_location="cpu", weights_only=False)
+    ck = load_torch(path)
     m = ck["meta"]
     model = FragmentModel(m["image_dim"], m["word_dim"], m["embed_dim"], m["standardize_images"])
     model.load_state_dict(ck["state"])

@@ -25,6 +25,9 @@ def read_utterances(path):
     missing = {"utt_id", "wav", "transcript"} - set(df.columns)
     if missing:
         raise ValueError(f"{path}: missing columns {sorted(missing)}")
+    dup = df.utt_id[df.utt_id.duplicated()]
+    if len(dup):  # ingest never writes one; an edited manifest would break every HDF5 keyed by utt_id
+        raise ValueError(f"{path}: utterance id {dup.iloc[0]!r} appears more than once")
     return df
 
 

@@ -49,12 +49,19 @@ def file_problem(path):
     return f"truncated: WAV header promises {short} more bytes of audio" if short > 0 else None
 
 
+def nonfinite_problem(x):
+    """'N non-finite samples ...' when float audio holds NaN or ±inf (one such sample turns the whole
+    utterance's normalised features into NaN), else None."""
+    bad = int(x.size - np.count_nonzero(np.isfinite(x)))
+    return f"{bad} non-finite samples (NaN or ±inf) in float audio" if bad else None
+
+
 def load_audio(path, sample_rate=16000):
     """Read `path` as mono float32 in [-1, 1] at `sample_rate`.
 
     Returns (samples, info) with info = {"resampled": bool, "downmixed": bool, "source_rate": int}
     so callers can count conversions.  Raises BadAudioError for empty, unreadable or truncated files
-    (the paper's unalignable utterances were mostly "empty or cut short")."""
+    (the paper's unalignable utterances were mostly "empty or cut short") and for NaN/inf samples."""
     problem = file_problem(path)
     if problem:
         raise BadAudioError(path, problem)
@@ -64,6 +71,9 @@ def load_audio(path, sample_rate=16000):
         raise BadAudioError(path, f"unreadable audio ({e})") from e
     if x.shape[0] == 0:
         raise BadAudioError(path, "no audio samples")
+    problem = nonfinite_problem(x)
+    if problem:
+        raise BadAudioError(path, problem)
     info = {"resampled": sr != sample_rate, "downmixed": x.shape[1] > 1, "source_rate": int(sr)}
     x = x.mean(axis=1) if x.shape[1] > 1 else x[:, 0]
     if sr != sample_rate:

@@ -16,8 +16,9 @@ so 0 is the utterance's mean energy — the value zero padding of a word window 
 
 HDF5 layout (fbank.h5): group `feats` with one float32 dataset (T, 40) per utterance, named by
 utt_id, attrs `duration`, `source_rate`; file attrs record the parameters.  It is built in
-`<out>.partial` (each dataset marked `done` once written), so a killed run resumes where it
-stopped, and renamed onto `<out>` when complete."""
+`<out>.partial` (each dataset marked `done` once written, with its wav's path, size and mtime in
+`source`), so a killed run resumes where it stopped, keeping only utterances still listed with the
+same wav, and renamed onto `<out>` when complete."""
 import json
 import logging
 import os
@@ -29,7 +30,7 @@ import h5py
 import numpy as np
 from tqdm import tqdm
 
-from ..runtime import atomic_path, open_h5
+from ..runtime import atomic_path, file_signature, open_h5, open_partial
 from .audio import BadAudioError, load_audio, signal_problem
 
 log = logging.getLogger(__name__)
@@ -73,8 +74,11 @@ def _compute(item, cfg):
     if len(x) < cfg["sample_rate"] * cfg["frame_length_ms"] / 1000:
         return key, None, {"problem": f"shorter than one {cfg['frame_length_ms']} ms frame",
                            "path": str(path)}
-    return key, fbank(x, cfg, key), {**info, "duration": len(x) / cfg["sample_rate"],
-                                      "signal": signal_problem(x)}
+    f = fbank(x, cfg, key)
+    if not np.isfinite(f).all():  # finite float samples far beyond ±1 (e.g. 1e20) overflow float32
+        return key, None, {"problem": f"log-mel features not finite (peak |sample| {np.abs(x).max():.3g})",
+                           "path": str(path)}
+    return key, f, {**info, "duration": len(x) / cfg["sample_rate"], "signal": signal_problem(x)}
 
 
 def extract_features(items, cfg, out_h5, report_json, threads=1, ark=None, scp=None, desc="fbank"):
@@ -88,14 +92,18 @@ def extract_features(items, cfg, out_h5, report_json, threads=1, ark=None, scp=N
     sig = json.dumps(cfg, sort_keys=True)
     skipped, n_res, n_mix, audio_s, frames, reused = [], 0, 0, 0.0, 0, 0
     signal = {"clipped": [], "silent": []}  # kept (features exist) but worth knowing
-    with h5py.File(partial, "a") as h5:
+    sources = {key: file_signature(path) for key, path in items}
+    with open_partial(partial) as h5:
         if h5.attrs.get("params") != sig:  # parameters changed since the partial run: start over
             for k in list(h5.keys()):
                 del h5[k]
             h5.attrs["params"] = sig
         g = h5.require_group("feats")
-        for k in [k for k in g if not g[k].attrs.get("done", False)]:
-            del g[k]  # written by a run that died mid-dataset
+        stale = [k for k in g if not g[k].attrs.get("done", False) or g[k].attrs.get("source") != sources.get(k)]
+        for k in stale:  # written by a run that died mid-dataset; or no longer listed, or the wav changed
+            del g[k]
+        if stale:
+            log.info("%s: %d stored utterances dropped (unfinished, no longer listed or changed)", partial, len(stale))
         done = set(g.keys())
         reused = len(done)
         todo = [it for it in items if it[0] not in done]
@@ -112,7 +120,7 @@ def extract_features(items, cfg, out_h5, report_json, threads=1, ark=None, scp=N
                     signal[info["signal"]].append(key)
                     log.warning("%s: %s audio (features kept)", key, info["signal"])
                 ds = g.create_dataset(key, data=f)
-                ds.attrs.update(duration=info["duration"], source_rate=info["source_rate"])
+                ds.attrs.update(duration=info["duration"], source_rate=info["source_rate"], source=sources[key])
                 ds.attrs["done"] = True
         for k, v in cfg.items():
             h5.attrs[k] = v

@@ -6,20 +6,26 @@ import tempfile
 
 import pandas as pd
 
+from ..corpus.text import CorpusError, read_lines
+
 log = logging.getLogger(__name__)
 
 
 def read_table(path, ncols=2):
-    """'key value...' lines → {key: rest-of-line}."""
-    out = {}
-    with open(path) as fh:
-        for n, line in enumerate(fh, 1):
-            parts = line.strip().split(None, ncols - 1)
-            if not parts:
-                continue
-            if len(parts) < ncols:
-                raise ValueError(f"{path}:{n}: expected {ncols} fields, got {line.strip()!r}")
-            out[parts[0]] = parts[1]
+    """'key value...' lines → {key: rest-of-line}.  A key listed twice is an error, as in Kaldi's
+    validate_data_dir.sh: which entry is right is unknown."""
+    out, first = {}, {}
+    for n, line in read_lines(path):
+        parts = line.strip().split(None, ncols - 1)
+        if not parts:
+            continue
+        if len(parts) < ncols:
+            raise CorpusError(f"{path}:{n}: expected {ncols} fields, got {line.strip()!r}")
+        if parts[0] in out:
+            raise CorpusError(f"{path}:{n}: key {parts[0]!r} already on line {first[parts[0]]}")
+        if "/" in parts[0]:  # ids name HDF5 datasets, where '/' makes groups
+            raise CorpusError(f"{path}:{n}: key {parts[0]!r} contains '/'")
+        out[parts[0]], first[parts[0]] = parts[1], n
     return out
 
 
@@ -28,14 +34,18 @@ def read_ctm(path):
 
     `index` is the word's position among the utterance's CTM lines (sorted by start time)."""
     rows = []
-    with open(path) as fh:
-        for n, line in enumerate(fh, 1):
-            p = line.split()
-            if not p:
-                continue
-            if len(p) < 5:
-                raise ValueError(f"{path}:{n}: CTM line needs utt channel start duration word")
-            rows.append((p[0], float(p[2]), float(p[2]) + float(p[3]), p[4]))
+    for n, line in read_lines(path):
+        p = line.split()
+        if not p:
+            continue
+        try:
+            start, dur = float(p[2]), float(p[3])
+        except (IndexError, ValueError):
+            start = dur = float("nan")
+        if len(p) < 5 or not (start >= 0 and dur >= 0 and start + dur < float("inf")):
+            raise CorpusError(f"{path}:{n}: a CTM line is 'utt channel start duration word' with start >= 0 "
+                              f"and duration >= 0 seconds, got {line.strip()!r}")
+        rows.append((p[0], start, start + dur, p[4]))
     df = pd.DataFrame(rows, columns=["utt_id", "start", "end", "word"]).sort_values(["utt_id", "start"])
     df["index"] = df.groupby("utt_id").cumcount()
     return df[["utt_id", "index", "word", "start", "end"]].reset_index(drop=True)

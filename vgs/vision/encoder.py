@@ -9,6 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..runtime import CacheError
+
 log = logging.getLogger(__name__)
 
 ENCODERS = {"lite0": 224, "lite1": 240, "lite2": 260}  # native input sizes
@@ -120,7 +122,10 @@ class OnnxEncoder:
         providers = ["CPUExecutionProvider"]
         if "CUDAExecutionProvider" in ort.get_available_providers():
             providers.insert(0, "CUDAExecutionProvider")
-        self.session = ort.InferenceSession(str(path), opts, providers=providers)
+        try:
+            self.session = ort.InferenceSession(str(path), opts, providers=providers)
+        except Exception as e:  # onnxruntime's InvalidProtobuf/Fail for a cut-short or damaged file
+            raise CacheError(path, "ONNX model", e) from e
         log.info("onnxruntime providers for %s: %s", path.name, self.session.get_providers())
         self.size = int(self.session.get_inputs()[0].shape[2])
 

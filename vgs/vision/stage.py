@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from vgs.runtime import atomic_path
+from vgs.runtime import atomic_path, file_signature, open_h5
 
 from . import encoder as enc
 from . import proposals as prop
@@ -47,7 +47,8 @@ def build_regions(manifest, onnx_path, out_h5, stats_json, params, threads=1):
                  layout="row 0 = whole frame; rows 1..n_proposals = detections, best first; "
                         "later rows = copies of row 0")
     writer = RegionWriter(out_h5, attrs, params["detections"] + 1, enc.FEATURE_DIM, params["top_k"],
-                          params["hdf5"]["chunk_images"], params["hdf5"]["gzip_level"])
+                          params["hdf5"]["chunk_images"], params["hdf5"]["gzip_level"],
+                          sources={i: file_signature(p) for i, p in zip(df["image_id"], df["path"])})
     todo = [(i, p) for i, p in zip(df["image_id"], df["path"]) if i not in writer.done_ids]
     log.info("%d images in %s, %d to do (%d resumed), encoder %s at %d px, %d threads",
              len(df), manifest, len(todo), len(df) - len(todo), params["encoder"], runner.size, threads)
@@ -63,7 +64,7 @@ def build_regions(manifest, onnx_path, out_h5, stats_json, params, threads=1):
         raise
     n = stats["images"]
     size = Path(out_h5).stat().st_size
-    with h5py.File(out_h5, "r") as h5:
+    with open_h5(out_h5) as h5:
         n_total = h5["image_ids"].shape[0]
     report = dict(
         encoder=params["encoder"], input_size=runner.size, strategy=params["strategy"], threads=threads,

@@ -22,6 +22,8 @@ extracted; dropout is the identity in eval mode).
 import torch
 from torch import nn
 
+from ..runtime import load_torch
+
 FRAMES, MELS, HIDDEN = 100, 40, 1024
 ARCHS = ("cnn", "dnn2", "dnn3")
 PAPER_TABLE2 = {  # top-1 / top-5 % on the WSJ isolated-word test set
@@ -82,7 +84,7 @@ def save_model(path, model, classes, extra):
 
 def load_model(path):
     """Rebuild a saved WordNet in eval mode; returns (model, checkpoint dict)."""
-    ck = torch.load(path, map_location="cpu", weights_only=False)
+    ck = load_torch(path)
     if "state_dict" not in ck or "arch" not in ck:
         raise ValueError(f"{path}: not a word-net model file (no arch/state_dict)")
     model = WordNet(ck["arch"], len(ck["classes"]))

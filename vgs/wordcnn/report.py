@@ -4,9 +4,8 @@ import json
 import logging
 
 import numpy as np
-import torch
 
-from ..runtime import atomic_path
+from ..runtime import atomic_path, load_torch
 from .data import read_meta
 from .models import PAPER_TABLE2
 
@@ -35,7 +34,7 @@ def table2(metrics_paths, model_path, caption_windows, out_json, out_md):
                      "paper_top1": p1, "paper_top5": p5, "classes": m["classes"],
                      "test_tokens": m["test_tokens"], "train_windows_per_s": m["train_windows_per_s"],
                      "inference_windows_per_s": m["inference_windows_per_s"]})
-    classes = torch.load(model_path, map_location="cpu", weights_only=False)["classes"]
+    classes = load_torch(model_path)["classes"]
     vocab = unseen_vocabulary(read_meta(caption_windows)["words"], classes)
     out = {"rows": rows, "caption_vocabulary": vocab}
     with atomic_path(out_json) as tmp:

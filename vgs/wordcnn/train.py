@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from ..runtime import atomic_path, open_h5, to_cpu, torch_device
+from ..runtime import atomic_path, load_torch, open_h5, to_cpu, torch_device
 from .data import read_meta, read_windows, split_tokens
 from .models import WordNet, save_model
 
@@ -92,8 +92,8 @@ def train(windows_path, model_out, metrics_out, params, on_epoch_end=None, devic
     opt = _optimizer(model, p)
     fp = _fingerprint(p, windows_path)
     start, history, train_time, seen = 0, [], 0.0, 0
-    if ckpt_path.exists():
-        ck = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+    ck = load_torch(ckpt_path, resume=True) if ckpt_path.exists() else None
+    if ck is not None:
         if ck.get("fingerprint") == fp:
             model.load_state_dict(ck["model"])
             opt.load_state_dict(ck["optimizer"])

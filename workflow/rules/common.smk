@@ -1,6 +1,10 @@
 # Shared helpers for all rules: where the corpora live and how logs/benchmarks are named.
 import json
 import os
+import sys
+
+sys.path.append(workflow.basedir)  # vgs beside the Snakefile, for a snakemake installed elsewhere
+from vgs.corpus.manifest import digest as manifest_digest
 
 # The software of every rule (snakemake --sdm conda); the same pins as envs/requirements.txt.
 VGS_ENV = "../../envs/vgs.yaml"
@@ -58,6 +62,27 @@ def word_corpus_ctm():
     if config["word_corpus"]["source"] == "synthetic":
         return "resources/synthetic/words/words.ctm"
     return config["word_corpus"]["ctm"]
+
+
+CORPORA = "flickr8k|words"  # corpus_manifest's wildcard: the captions corpus, the word corpus
+
+
+def corpus_paths(wildcards):
+    """What corpus `wildcards.corpus` is made of: the Flickr8k root, or the word corpus's data dir
+    and CTM (the synthetic CTM is inside the dir, an output of its rule); the files its wav.scp
+    names are added by the scan."""
+    if wildcards.corpus == "flickr8k":
+        return [flickr_root()]
+    if config["word_corpus"]["source"] == "synthetic":
+        return [word_corpus_dir()]
+    return [word_corpus_dir(), word_corpus_ctm()]
+
+
+def corpus_digest(wildcards):
+    """The corpus manifest's digest, recomputed whenever Snakemake builds the DAG (a stat per file,
+    ~0.3 CPU s for Flickr8k's 48k files): a changed file changes these params and reruns the rule.
+    Not a function of `input`: Snakemake leaves params derived from input out of its params check."""
+    return manifest_digest(corpus_paths(wildcards))
 
 
 # --- vision stage (vision.smk) ---

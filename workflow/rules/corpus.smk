@@ -43,10 +43,38 @@ rule synthetic_words:
         "../../scripts/synthetic_words.py"
 
 
+rule corpus_manifest:
+    """Every file of a corpus with size and mtime.  Snakemake sees a directory input change only
+    when entries are added or removed, so the params hold a digest of this list, recomputed each
+    time Snakemake builds the DAG: an edited wav or caption line reruns this rule and, through its
+    output, everything that reads the corpus; an untouched corpus reruns nothing."""
+    input:
+        corpus_paths,
+    output:
+        "results/manifests/corpus_{corpus}.tsv",
+    wildcard_constraints:
+        corpus=CORPORA,
+    params:
+        digest=corpus_digest,
+    threads: 1
+    resources:
+        mem_mb=500,
+        runtime=10,
+    log:
+        log_path("corpus_manifest_{corpus}"),
+    benchmark:
+        bench_path("corpus_manifest_{corpus}")
+    conda:
+        VGS_ENV
+    script:
+        "../../scripts/corpus_manifest.py"
+
+
 rule ingest:
     """Validate the corpus and write manifests; bad entries are errors or counted skips."""
     input:
-        flickr_root(),
+        corpus=flickr_root(),
+        files="results/manifests/corpus_flickr8k.tsv",
     output:
         images="results/manifests/images.tsv",
         captions="results/manifests/captions.tsv",

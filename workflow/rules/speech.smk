@@ -91,6 +91,7 @@ rule wordcorpus_fbank:
     """Features of the word corpus (WSJ's role), same settings as the captions."""
     input:
         corpus=word_corpus_dir(),
+        files="results/manifests/corpus_words.tsv",
     output:
         h5="results/wordcorpus/fbank.h5",
         report="results/wordcorpus/fbank_report.json",
@@ -115,6 +116,7 @@ rule wordcorpus_windows:
     input:
         fbank="results/wordcorpus/fbank.h5",
         corpus=word_corpus_dir(),
+        files="results/manifests/corpus_words.tsv",
         # a user CTM outside the data dir is an input of its own; the synthetic one is inside it
         ctm=[] if config["word_corpus"]["source"] == "synthetic" else word_corpus_ctm(),
     output:
