@@ -56,7 +56,7 @@ def test_run_passes_cores_forcerun_and_targets(set_up, tmp_path):
     assert p.returncode == 0, p.stdout
     assert "--cores all" not in command_line(p.stdout)
     jobs = re.findall(r"^rule (\w+):", p.stdout, re.M)
-    assert sorted(jobs) == ["ingest", "synthetic_corpus"]  # just the target and what it needs
+    assert sorted(jobs) == ["corpus_manifest", "ingest", "synthetic_corpus"]  # the target and what it needs
     ingest = p.stdout[p.stdout.index("rule ingest:"):]
     assert "reason: Forced execution" in ingest
 
