@@ -229,7 +229,7 @@ def test_duplicate_and_conflicting_entries_are_counted_with_file_and_line(broken
     img_c = capt[22].split()[1]
     key_b = capt[11].split()[1] + capt[11].split()[2]  # e.g. 123_abc.jpg#1
     other = capt[33].split()  # a different caption for wav_c
-    _edit(aud / "wav2capt.txt", lambda ls: ls + [ls[0], f"{wav_c} {other[1]} {other[2]}"])
+    _edit(aud / "wav2capt.txt", lambda ls: ls + [ls[0], f"{wav_c} {other[1]} {other[2]}", f"../{wav_a} {other[1]} #0"])
     tokens = (txt / "Flickr8k.token.txt").read_text().splitlines()
     dup_line = next(i for i, t in enumerate(tokens, 1) if t.startswith(key_b + "\t"))
     _edit(txt / "Flickr8k.token.txt", lambda ls: ls + [ls[0], key_b + "\tA purple giraffe is flying ."])
@@ -240,7 +240,8 @@ def test_duplicate_and_conflicting_entries_are_counted_with_file_and_line(broken
     report = ingest(broken, tmp_path, max_skip_fraction=0.5)
     assert report["skipped"] == {"duplicate_line": 3, "duplicate_wav": 2, "conflicting_caption": 2,
                                  "conflicting_speaker": 2, "bad_split_line": 2, "image_in_two_splits": 2,
-                                 "image_unusable": 5, "audio_without_caption": 1, "caption_without_audio": 1}
+                                 "image_unusable": 5, "audio_without_caption": 1, "caption_without_audio": 1,
+                                 "bad_wav2capt_line": 1}  # a wav given as a path
     by_kind = {}
     for s in report["skips"]:
         by_kind.setdefault(s["kind"], []).append(s)
