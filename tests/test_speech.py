@@ -357,7 +357,7 @@ def test_wordcorpus_windows_with_speakers(corpus, tmp_path):
     (kd / "utt2spk").write_text("t1 spkA\n")
     (kd / "words.ctm").write_text("t1 1 0.2 0.5 yellow\nt1 1 1.2 0.3 dog\n")
     wordcorpus_features(str(kd / "wav.scp"), tmp_path / "fb.h5", tmp_path / "fb.json", FB)
-    rep = wordcorpus_windows(tmp_path / "fb.h5", kd / "words.ctm", kd / "utt2spk",
+    rep = wordcorpus_windows(tmp_path / "fb.h5", kd / "words.ctm", "ctm", kd / "utt2spk",
                              tmp_path / "w.h5", tmp_path / "w.json",
                              {"frames": 100, "dtype": "float16", "compression": "lzf"})
     assert rep["windows"] == 2
@@ -365,6 +365,44 @@ def test_wordcorpus_windows_with_speakers(corpus, tmp_path):
         assert h5["windows"].dtype == np.float16 and h5["windows"].shape == (2, 100, 40)
         assert [s.decode() for s in h5["speakers"][()]] == ["spkA", "spkA"]
         assert np.allclose(h5["end"][()], [0.7, 1.5])
+
+
+def test_word_corpus_aligned_by_the_caption_aligner(tiny_words, tmp_path):
+    """word_corpus.times: aligner — the word corpus through the caption aligner's backend and report
+    (boundary error against its CTM), windows at those times; the oracle aligner gives the CTM's windows."""
+    from vgs.speech.kaldi_dir import read_ctm
+    from vgs.speech.wordcorpus import wordcorpus_align, wordcorpus_features, wordcorpus_windows
+
+    wcfg = {"frames": 100, "dtype": "float32", "compression": "none"}
+    wordcorpus_features(str(tiny_words / "wav.scp"), tmp_path / "fb.h5", tmp_path / "fb.json", FB, threads=2)
+    ctm = read_ctm(tiny_words / "words.ctm")
+    text = dict(line.split(" ", 1) for line in (tiny_words / "text").read_text().splitlines())
+    h5 = {}
+    for aligner in ("pocketsphinx", "oracle"):
+        out = tmp_path / aligner
+        rep = wordcorpus_align(tiny_words, tiny_words / "words.ctm", aligner, PS, out / "tg",
+                               out / "seg.tsv", out / "report.json", threads=2)
+        assert rep["utterances"] == len(text) and rep["aligned"] == len(text) - rep["failed"]
+        seg = windows.read_segments(out / "seg.tsv")
+        assert rep["aligned"] >= 0.9 * len(text) and len(seg) == rep["words_aligned"]
+        for utt, words in seg.groupby("utt_id").word:  # aligned words are the transcript's
+            assert " ".join(words) == text[utt]
+        wrep = wordcorpus_windows(tmp_path / "fb.h5", out / "seg.tsv", "aligner", tiny_words / "utt2spk",
+                                  out / "w.h5", out / "w.json", wcfg)
+        assert wrep["windows"] == len(seg) and wrep["times"] == "aligner"
+        h5[aligner] = out / "w.h5"
+        if aligner == "pocketsphinx":
+            err = rep["boundary_error_vs_ground_truth"]
+            assert err["words_compared"] == len(seg) and err["median_ms"] < 30, err
+            assert (tmp_path / aligner / "tg" / f"{seg.utt_id[0]}.TextGrid").exists()
+    wordcorpus_windows(tmp_path / "fb.h5", tiny_words / "words.ctm", "ctm", tiny_words / "utt2spk",
+                       tmp_path / "ctm.h5", tmp_path / "ctm.json", wcfg)
+    with h5py.File(h5["oracle"], "r") as a, h5py.File(tmp_path / "ctm.h5", "r") as b, \
+            h5py.File(h5["pocketsphinx"], "r") as c:
+        assert len(b["windows"]) == len(ctm)
+        for k in ("windows", "words", "speakers", "start", "end"):
+            assert np.array_equal(a[k][()], b[k][()]), k
+        assert not np.array_equal(c["start"][()], b["start"][()])  # really cut elsewhere
 
 
 @pytest.mark.slow
@@ -384,7 +422,8 @@ def test_parameter_change_reruns_only_its_stage(tmp_path):
              "fbank": ({"fbank": {"normalise": "per_bin"}},
                        {"speech_fbank": 1, "wordcorpus_fbank": 1, "speech_windows": 2,
                         "wordcorpus_windows": 1}),
-             "align": ({"pocketsphinx": {"beam": 1e-90}}, {"speech_align": 1, "speech_windows": 1}),
+             "align": ({"pocketsphinx": {"beam": 1e-90}}, {"speech_align": 1, "speech_windows": 1,
+                                                          "wordcorpus_align": 1, "wordcorpus_windows": 1}),
              "threads": ({"fbank": {"threads": 1}, "align_threads": 1}, {})}
     for name, (change, expected) in cases.items():
         cfg = write_config(tmp_path / f"{name}.yaml", speech=change)

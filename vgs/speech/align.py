@@ -38,7 +38,7 @@ def oracle_results(utts, truth):
         g = by_utt.get(u["utt_id"])
         r = {"utt_id": u["utt_id"], "ok": g is not None, "phones": [], "phone_pass": False,
              "duration": float(u.get("duration") or 0.0),
-             "reason": None if g is not None else "no_ground_truth: utterance not in word_times.tsv",
+             "reason": None if g is not None else "no_ground_truth: utterance not in the reference word times",
              "words": [] if g is None else list(zip(g.word, g.start.astype(float), g.end.astype(float)))}
         yield r
 
@@ -58,14 +58,21 @@ def boundary_error(segments, truth):
 
 def align_corpus(utterances_tsv, aligner, cfg, textgrid_dir, segments_tsv, report_json,
                  threads=1, truth_tsv=None):
-    """Run `aligner` over every utterance; failed ones are listed in the report, not in segments."""
-    t0 = time.time()
-    df = read_utterances(utterances_tsv)
-    utts = df.to_dict("records")
+    """Align the spoken captions (utterances.tsv), scored against ground_truth/word_times.tsv if given."""
     truth = None
     if truth_tsv:
         truth = pd.read_csv(truth_tsv, sep="\t", dtype={"utt_id": str, "word": str},
                             keep_default_na=False)
+    return align_utterances(read_utterances(utterances_tsv), aligner, cfg, textgrid_dir, segments_tsv,
+                            report_json, threads, truth)
+
+
+def align_utterances(df, aligner, cfg, textgrid_dir, segments_tsv, report_json, threads=1, truth=None):
+    """Run `aligner` over every utterance of `df` (utt_id, wav, transcript [, speaker, duration]); failed
+    ones are listed in the report, not in segments.  `truth` (utt_id, index, word, start, end): reference
+    word times for the boundary error (and what the oracle aligner copies)."""
+    t0 = time.time()
+    utts = df.to_dict("records")
     bar = lambda it, total=None: tqdm(it, total=total or len(utts), desc=f"align[{aligner}]",
                                       mininterval=5, file=sys.stderr)
     if aligner == "pocketsphinx":

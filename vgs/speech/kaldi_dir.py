@@ -45,7 +45,8 @@ def read_ctm(path):
         if len(p) < 5 or not (start >= 0 and dur >= 0 and start + dur < float("inf")):
             raise CorpusError(f"{path}:{n}: a CTM line is 'utt channel start duration word' with start >= 0 "
                               f"and duration >= 0 seconds, got {line.strip()!r}")
-        rows.append((p[0], start, start + dur, p[4]))
+        # times to 0.1 ms, as aligners' word_segments.tsv (start + duration is not exact in binary)
+        rows.append((p[0], round(start, 4), round(start + dur, 4), p[4]))
     df = pd.DataFrame(rows, columns=["utt_id", "start", "end", "word"]).sort_values(["utt_id", "start"])
     df["index"] = df.groupby("utt_id").cumcount()
     return df[["utt_id", "index", "word", "start", "end"]].reset_index(drop=True)

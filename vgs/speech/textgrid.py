@@ -12,7 +12,10 @@ def write_textgrid(path, words, phones, duration):
     duration = max([duration] + [e for _, _, e in list(words) + list(phones)])
     tg = ptg.Textgrid(minTimestamp=0.0, maxTimestamp=duration)
     for name, ivs in (("words", words), ("phones", phones)):
-        entries = [(round(s, 4), round(e, 4), lab) for lab, s, e in ivs if e > s]
+        ivs = sorted(ivs, key=lambda iv: iv[1])
+        # a reference CTM (start and duration rounded apart) can overlap its neighbour by a millisecond
+        ends = [min(e, nxt[1]) for (_, _, e), nxt in zip(ivs, ivs[1:])] + [e for _, _, e in ivs[-1:]]
+        entries = [(round(s, 4), round(e, 4), lab) for (lab, s, _), e in zip(ivs, ends) if e > s]
         tg.addTier(ptg.IntervalTier(name, entries, 0.0, duration))
     tg.save(str(path), format="long_textgrid", includeBlankSpaces=True)
 

@@ -121,8 +121,12 @@ def build_windows(fbank_h5, segments, out_h5, report_json, cfg, attrs=None, extr
     return report
 
 
+def read_segments(path):
+    """An aligner's word_segments.tsv (utt_id, index, word, start, end)."""
+    return pd.read_csv(path, sep="\t", dtype={"utt_id": str, "word": str}, keep_default_na=False)
+
+
 def caption_windows(fbank_h5, segments_tsv, out_h5, report_json, cfg, aligner):
-    seg = pd.read_csv(segments_tsv, sep="\t", dtype={"utt_id": str, "word": str},
-                      keep_default_na=False)
+    seg = read_segments(segments_tsv)
     return build_windows(fbank_h5, seg, out_h5, report_json, cfg, attrs={"aligner": aligner},
                          desc=f"windows[{aligner}]")

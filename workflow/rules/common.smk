@@ -129,6 +129,14 @@ def speech_truth(wildcards=None):
     return [flickr_root()] if config["corpus"] == "synthetic" else []
 
 
+def wordcorpus_segments(as_input=False):
+    """Where the word corpus is cut (word_corpus.times): its CTM, or the caption aligner's alignment of
+    it.  as_input: the same as a file input (the CTM is one already, through corpus_manifest)."""
+    if config["word_corpus"]["times"] == "ctm":
+        return [] if as_input else word_corpus_ctm()
+    return f"results/wordcorpus/{config['speech']['aligner']}/word_segments.tsv"
+
+
 def speech_caption_windows(aligner=None):
     """Caption windows of `aligner` (default: speech.aligner, the main one)."""
     return f"results/speech/{aligner or config['speech']['aligner']}/caption_windows.h5"

@@ -4,6 +4,7 @@
 #   results/speech/{aligner}/alignment_report.json
 #   results/speech/fbank.h5 (+ fbank.ark/.scp, fbank_report.json)
 #   results/speech/{aligner}/caption_windows.h5 (+ windows_report.json)
+#   results/wordcorpus/{aligner}/word_segments.tsv (+ alignment_report.json, textgrids/)  word_corpus.times: aligner
 #   results/wordcorpus/fbank.h5, results/wordcorpus/windows.h5 (+ reports)
 # Parameters reach rules only through params, so e.g. a speech.windows change reruns the window
 # rules alone, a speech.fbank change the feature rules and the windows after them.
@@ -111,20 +112,49 @@ rule wordcorpus_fbank:
         "../../scripts/speech_wordcorpus_fbank.py"
 
 
+rule wordcorpus_align:
+    """The word corpus aligned by the caption aligner (word_corpus.times: aligner), same settings and report."""
+    input:
+        corpus=word_corpus_dir(),
+        files="results/manifests/corpus_words.tsv",  # its files, the CTM included (corpus_manifest)
+    output:
+        textgrids=directory("results/wordcorpus/{aligner}/textgrids"),
+        segments="results/wordcorpus/{aligner}/word_segments.tsv",
+        report="results/wordcorpus/{aligner}/alignment_report.json",
+    wildcard_constraints:
+        aligner=SPEECH_ALIGNERS,
+    params:
+        settings=lambda w: speech_align_params(w.aligner),
+        ctm=word_corpus_ctm(),
+    threads: config["speech"]["align_threads"]
+    resources:
+        mem_mb=lambda w, threads: 500 + 300 * threads,
+        runtime=60,
+    log:
+        log_path("wordcorpus_align_{aligner}"),
+    benchmark:
+        bench_path("wordcorpus_align_{aligner}")
+    conda:
+        VGS_ENV
+    script:
+        "../../scripts/speech_wordcorpus_align.py"
+
+
 rule wordcorpus_windows:
-    """Every CTM word token of the word corpus as a 100-frame window, with its speaker."""
+    """Every word token of the word corpus as a 100-frame window, with its speaker, cut at the CTM's
+    times or the caption aligner's (word_corpus.times)."""
     input:
         fbank="results/wordcorpus/fbank.h5",
         corpus=word_corpus_dir(),
         files="results/manifests/corpus_words.tsv",
-        # a user CTM outside the data dir is an input of its own; the synthetic one is inside it
-        ctm=[] if config["word_corpus"]["source"] == "synthetic" else word_corpus_ctm(),
+        segments=wordcorpus_segments(as_input=True),
     output:
         h5="results/wordcorpus/windows.h5",
         report="results/wordcorpus/windows_report.json",
     params:
         windows=config["speech"]["windows"],
-        ctm=word_corpus_ctm(),
+        times=config["word_corpus"]["times"],
+        segments=wordcorpus_segments(),
     threads: 1
     resources:
         mem_mb=2000,
