@@ -36,8 +36,10 @@ rule all:
         "results/flickr8k_recall.md",
         "results/wordcnn/table2.md",
         f"results/speech/{config['speech']['aligner']}/alignment_report.json",
+        wordcorpus_segments(as_input=True),  # the word corpus's alignment (word_corpus.times: aligner)
         "results/figures/alignments.png",
         "results/figures/regions.png",
         "results/figures/conv1_filters.png",
+        "results/figures/conv1_moved.png",
         "results/figures/word_window.png",
         ["results/vision/proposal_quality.json"] if config["corpus"] == "synthetic" else [],

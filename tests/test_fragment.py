@@ -160,26 +160,37 @@ def test_files_end_to_end(tmp_path):
     assert test.sizes()["images"] == 12 and test.sizes()["captions"] == 60 and test.sizes()["empty_captions"] == 0
     ev = dict(ks=[1, 5, 10], eval_mem_mb=64, random_trials=3, grounding_iou=0.5, seed=0)
     rows, out_speech = [], None
-    for name, words in (("speech", "word_vectors.h5"), ("text", "text.h5")):
-        info = run_training(tmp_path / "regions.h5", tmp_path / words, tmp_path / "utterances.tsv", CFG,
-                            tmp_path / f"{name}.ck", tmp_path / f"{name}.pt", tmp_path / f"{name}.json")
-        assert 1 <= info["best_epoch"] <= CFG["epochs"]
-        out = evaluate_system(tmp_path / f"{name}.pt", tmp_path / "regions.h5", tmp_path / words,
-                              tmp_path / "utterances.tsv", ev, tmp_path / f"{name}.npy", tmp_path / f"{name}_m.json",
+    for name, words, seeds in (("speech", "word_vectors.h5", (0, 1)), ("text", "text.h5", (0,))):
+        models = []
+        for seed in seeds:  # one training run per seed, as rule fragment_train does
+            info = run_training(tmp_path / "regions.h5", tmp_path / words, tmp_path / "utterances.tsv",
+                                dict(CFG, seed=seed), tmp_path / f"{name}{seed}.ck", tmp_path / f"{name}{seed}.pt",
+                                tmp_path / f"{name}{seed}.json")
+            assert 1 <= info["best_epoch"] <= CFG["epochs"]
+            models.append(tmp_path / f"{name}{seed}.pt")
+        out = evaluate_system(models, tmp_path / "regions.h5", tmp_path / words,
+                              tmp_path / "utterances.tsv", ev, tmp_path / f"{name}.npz", tmp_path / f"{name}_m.json",
                               tmp_path / "boxes.tsv", name)
-        assert np.load(tmp_path / f"{name}.npy").shape == (12, 60)
-        assert out["test"]["search"]["R@1"] > 30
+        scores = np.load(tmp_path / f"{name}.npz")
+        assert sorted(scores) == [f"seed{s}" for s in seeds] and scores["seed0"].shape == (12, 60)
+        assert [r["seed"] for r in out["runs"]] == list(seeds)
+        assert all(r["test"]["search"]["R@1"] > 30 for r in out["runs"])
         out_speech = out if name == "speech" else out_speech
         rows.append(tmp_path / f"{name}_m.json")
     res = write_recall(rows, {"ks": [1, 5, 10], "bootstrap": 200, "seed": 0}, tmp_path / "r.json",
                        tmp_path / "r.md", tmp_path / "r.html")
     labels = [r["label"] for r in res["rows"]]
     assert labels == ["Spectrogram CNN (2015)", "Text + word vec (2015)", "Random ranking"]
-    assert res["rows"][0]["test"] == out_speech["test"]  # the table recomputes the stage's own numbers
+    # the table recomputes the stage's own numbers: mean and sd over the two seeds
+    r0, r1 = (r["test"]["search"]["R@1"] for r in out_speech["runs"])
+    assert res["rows"][0]["n_runs"] == 2 and res["rows"][0]["run_tables"] == [r["test"] for r in out_speech["runs"]]
+    assert res["rows"][0]["test"]["search"]["R@1"] == pytest.approx((r0 + r1) / 2)
+    assert res["rows"][0]["test_sd"]["search"]["R@1"] == pytest.approx(abs(r0 - r1) / np.sqrt(2))
     assert res["rows"][2]["test"]["search"]["R@10"] == pytest.approx(100 * 10 / 12)
     md = (tmp_path / "r.md").read_text()
     assert "| Random ranking | 8.3 |" in md and "17.9" in md  # ours and the paper's numbers
-    model, _ = load_model(tmp_path / "speech.pt")
+    assert f"{(r0 + r1) / 2:.1f} ± {abs(r0 - r1) / np.sqrt(2):.1f}" in md
+    model, _ = load_model(tmp_path / "speech0.pt")
     save_model(model, CFG, {"best_epoch": 0}, tmp_path / "again.pt")  # round trip
     assert torch.equal(load_model(tmp_path / "again.pt")[0].image_mean, model.image_mean)
 

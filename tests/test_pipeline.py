@@ -31,6 +31,7 @@ def test_main_job_writes_all_rows_logs_and_benchmarks(tiny_run):
     rows = {r["system"]: r for r in recall["rows"]}
     assert set(rows) == {"speech", "oracle", "text", "random"}
     for row in rows.values():
+        assert row["n_runs"] == (0 if row["system"] == "random" else SEEDS)  # fragment.seeds
         assert row["sizes"]["images"] == TINY["splits"]["test"]
         assert row["sizes"]["captions"] == 5 * TINY["splits"]["test"]
         for direction in ("search", "annotation"):
@@ -45,6 +46,43 @@ def test_main_job_writes_all_rows_logs_and_benchmarks(tiny_run):
     assert planned_jobs(work, configfile=cfg) == {}  # nothing left to do
 
 
+def _h5_arrays(path):
+    """{dataset name: array} of every dataset in an HDF5 file."""
+    import h5py
+
+    out = {}
+    with h5py.File(path, "r") as f:
+        f.visititems(lambda name, obj: out.update({name: obj[()]}) if isinstance(obj, h5py.Dataset) else None)
+    return out
+
+
+VOLATILE = {"timing"}  # wall-clock measurements inside a row
+
+
+def test_run_to_run_identity(tiny_run, tmp_path):
+    """The tiny main job again from scratch in another directory: the same recall rows (every seed's
+    ranks) and the same arrays in every HDF5 output, so a table in a note can be reproduced exactly."""
+    import numpy as np
+
+    work, _ = tiny_run
+    again = tmp_path / "again"
+    snakemake(again, configfile=write_config(tmp_path / "tiny.yaml"))
+    rows = lambda w: [{k: v for k, v in r.items() if k not in VOLATILE} for r in _recall(w)["rows"]]
+    assert rows(again) == rows(work)
+    h5s = sorted(p.relative_to(work) for p in work.rglob("*.h5"))
+    assert len(h5s) >= 10 and h5s == sorted(p.relative_to(again) for p in again.rglob("*.h5"))
+    for rel in h5s:
+        a, b = _h5_arrays(work / rel), _h5_arrays(again / rel)
+        assert a.keys() == b.keys() and a, rel
+        for name in a:
+            assert np.array_equal(a[name], b[name], equal_nan=a[name].dtype.kind == "f"), \
+                f"{rel}:{name} differs between identical runs"
+    for seg in work.glob("results/*/*/word_segments.tsv"):  # alignments of both corpora
+        assert seg.read_bytes() == (again / seg.relative_to(work)).read_bytes(), seg
+    print(f"identical: {len(rows(work))} recall rows, {len(h5s)} HDF5 files "
+          f"({sum(len(_h5_arrays(work / r)) for r in h5s)} datasets)")
+
+
 def test_html_report(tiny_run):
     work, cfg = tiny_run
     snakemake(work, "--report", "results/report.html", configfile=cfg)
@@ -53,24 +91,29 @@ def test_html_report(tiny_run):
         assert name in html
 
 
-FRAGMENT = {"fragment_train": 3, "fragment_evaluate": 3, "recall_table": 1, "fragment_figures": 1, "all": 1}
+SEEDS = 3  # fragment.seeds default: one training job per (system, seed)
+FRAGMENT = {"fragment_train": 3 * SEEDS, "fragment_evaluate": 3, "recall_table": 1, "fragment_figures": 1, "all": 1}
+# what a new word corpus (other windows or other cut times) reruns: the word nets and the audio rows
+WORDNETS = {"wordcnn_train": 3, "wordcnn_figures": 1, "wordcnn_table2": 1, "wordcnn_vectors": 2,
+            **FRAGMENT, "fragment_train": 2 * SEEDS, "fragment_evaluate": 2}
 
 
 @pytest.mark.parametrize("change, expected", [
     ({"vision": {"gpus": 1}, "wordcnn": {"gpus": 2}, "fragment": {"gpus": 3}}, {}),  # resources only
     ({"fragment": {"embed_dim": 256}}, FRAGMENT),
+    ({"fragment": {"seeds": [0, 1, 2, 7]}},  # one more seed: one more job per system, the rows again
+     {"fragment_train": 3, "fragment_evaluate": 3, "recall_table": 1, "all": 1}),
     ({"vision": {"nms_iou": 0.4}},
      {"vision_regions": 1, "vision_figure": 1, "vision_proposal_quality": 1, **FRAGMENT}),
-    ({"speech": {"windows": {"frames": 80}}},
-     {"speech_windows": 2, "wordcorpus_windows": 1, "wordcnn_train": 3, "wordcnn_figures": 1,
-      "wordcnn_table2": 1, "wordcnn_vectors": 2, **FRAGMENT, "fragment_train": 2, "fragment_evaluate": 2}),
-    ({"speech": {"pocketsphinx": {"beam": 1.0e-90}}},
-     {"speech_align": 1, "speech_windows": 1, "wordcnn_vectors": 1, "wordcnn_table2": 1,
-      **FRAGMENT, "fragment_train": 1, "fragment_evaluate": 1}),
+    ({"speech": {"windows": {"frames": 80}}}, {"speech_windows": 2, "wordcorpus_windows": 1, **WORDNETS}),
+    ({"word_corpus": {"source": "synthetic", "times": "ctm"}}, {"wordcorpus_windows": 1, **WORDNETS}),
+    ({"speech": {"pocketsphinx": {"beam": 1.0e-90}}},  # both corpora are cut by the caption aligner
+     {"speech_align": 1, "speech_windows": 1, "wordcorpus_align": 1, "wordcorpus_windows": 1, **WORDNETS}),
 ])
 def test_changed_parameter_reruns_its_stage_and_descendants_only(tiny_run, tmp_path, change, expected):
     """Only the changed key, merged over the defaults (the text row needs no speech, so a window or
-    aligner change retrains the speech and oracle rows only; the oracle row ignores pocketsphinx)."""
+    aligner change retrains the speech and oracle rows only; the aligner cuts the word corpus too, so
+    the oracle row sees a new word CNN)."""
     work, _ = tiny_run
     assert planned_jobs(work, configfile=write_config(tmp_path / "c.yaml", **change)) == expected
 

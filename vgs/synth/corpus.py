@@ -13,6 +13,7 @@ Flickr8k + Flickr Audio Caption Corpus layout, plus ground truth the real corpus
 """
 import logging
 import multiprocessing as mp
+import shutil
 import time
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from tqdm import tqdm
 
 from vgs.synth.captions import captions_for, flickr_format
 from vgs.synth.categories import CATEGORIES
+from vgs.synth.degrade import degrade
 from vgs.synth.scenes import sample_scene
 from vgs.synth.tts import synthesize, voice_pool
 
@@ -92,7 +94,13 @@ def build_flickr(root, preset, seed, threads=1):
     for i, (iid, (_, caps)) in enumerate(zip(ids, scenes)):
         spk = _rng(seed, 3, i).integers(len(voices), size=len(caps))
         utts += [(f"{iid}_{k}", iid, k, cap, int(s)) for k, (cap, s) in enumerate(zip(caps, spk))]
-    speech = _pool_map(_speak, [(u[3], voices[u[4]], wav_dir / f"{u[0]}.wav") for u in utts], threads, "speech")
+    noise, reverb = preset.get("noise"), preset.get("reverb")
+    clean_dir = root / "clean_wavs" if noise or reverb else wav_dir  # degraded into wav_dir below
+    clean_dir.mkdir(exist_ok=True)
+    speech = _pool_map(_speak, [(u[3], voices[u[4]], clean_dir / f"{u[0]}.wav") for u in utts], threads, "speech")
+    if noise or reverb:
+        degrade_speech([clean_dir / f"{u[0]}.wav" for u in utts], wav_dir, seed, noise, reverb, threads)
+        shutil.rmtree(clean_dir)
 
     with open(txt_dir / "Flickr8k.token.txt", "w") as f:
         f.writelines(f"{u[1]}.jpg#{u[2]}\t{flickr_format(u[3])}\n" for u in utts)
@@ -124,6 +132,26 @@ def build_flickr(root, preset, seed, threads=1):
     log.info("synthetic flickr: %d images, %d captions, %d speakers, %.2f h audio in %.1f s",
              n, len(utts), len(voices), hours, time.time() - t0)
     return {"images": n, "captions": len(utts), "speakers": len(voices), "hours": hours}
+
+
+def _degrade_one(args):
+    seed, i, clean, out, noise, reverb, others = args
+    x, sr = sf.read(clean, dtype="float32")
+    other = [sf.read(o, dtype="float32")[0] for o in others]
+    sf.write(out, degrade(x, sr, _rng(seed, 6, i), reverb, noise, other), sr, subtype="PCM_16")
+
+
+def degrade_speech(clean, out_dir, seed, noise, reverb, threads=1):
+    """Every clean caption recording → reverberant and/or noisy, same name and length, into out_dir;
+    babble talkers are other captions of the corpus, drawn per utterance (vgs.synth.degrade)."""
+    talkers = noise["babble_talkers"] if noise and noise["type"] != "stationary" else 0
+    jobs = []
+    for i, c in enumerate(clean):
+        pick = _rng(seed, 7, i).choice(len(clean) - 1, min(talkers, len(clean) - 1), replace=False)
+        others = [clean[j + (j >= i)] for j in pick]  # anyone but itself
+        jobs.append((seed, i, c, Path(out_dir) / Path(c).name, noise, reverb, others))
+    _pool_map(_degrade_one, jobs, threads, "degrade")
+    log.info("degraded %d recordings: noise %s, reverb %s", len(clean), noise, reverb)
 
 
 def caption_vocabulary(token_file):

@@ -43,11 +43,12 @@ def _fc_stack(n_in, n_layers, dropout):
 class WordNet(nn.Module):
     """Mean subtraction -> front end (conv block or nothing) -> FC stack -> classifier."""
 
-    def __init__(self, arch, n_classes, dropout=0.5):
+    def __init__(self, arch, n_classes, dropout=0.5, conv1_init_std=None):
         super().__init__()
         if arch not in ARCHS:
             raise ValueError(f"unknown word-net architecture {arch!r}; choose one of {ARCHS}")
         self.arch = arch
+        self.conv1_init_std = conv1_init_std
         self.register_buffer("mean", torch.zeros(FRAMES, MELS))
         if arch == "cnn":
             self.front = nn.Sequential(
@@ -57,6 +58,9 @@ class WordNet(nn.Module):
                 nn.MaxPool2d(kernel_size=(3, 4), stride=(1, 2)),
             )
             n_in, n_fc = 64 * 1 * 47, 2
+            if conv1_init_std is not None:  # Caffe-style Gaussian filler (see wordcnn/filters.py)
+                nn.init.normal_(self.front[0].weight, std=conv1_init_std)
+                nn.init.zeros_(self.front[0].bias)
         else:
             self.front = nn.Identity()
             n_in, n_fc = FRAMES * MELS, int(arch[-1])

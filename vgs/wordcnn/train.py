@@ -19,6 +19,7 @@ from tqdm import tqdm
 
 from ..runtime import atomic_path, load_torch, open_h5, to_cpu, torch_device
 from .data import read_meta, read_windows, split_tokens
+from .filters import conv1_diagnostics
 from .models import WordNet, save_model
 
 log = logging.getLogger(__name__)
@@ -85,7 +86,8 @@ def train(windows_path, model_out, metrics_out, params, on_epoch_end=None, devic
     ytr, yte = torch.from_numpy(labels[tr]), torch.from_numpy(labels[te])
 
     torch.manual_seed(p["seed"])
-    model = WordNet(p["arch"], len(classes), dropout=p["dropout"])
+    model = WordNet(p["arch"], len(classes), dropout=p["dropout"], conv1_init_std=p.get("conv1_init_std"))
+    conv1_init = None if model.conv1 is None else model.conv1.weight.detach().clone()  # for filters.py
     model.mean.copy_(xtr.mean(0))  # pixel-by-pixel mean over the training set
     dev = torch.device(device) if device is not None else torch_device()
     model.to(dev)  # before the optimizer, so its state lives on the same device
@@ -134,20 +136,21 @@ def train(windows_path, model_out, metrics_out, params, on_epoch_end=None, devic
     top1, top5, infer_rate = evaluate(model, xte, yte)
     k = min(len(xtr), len(xte))
     tr1, tr5, _ = evaluate(model, xtr[:k], ytr[:k])
+    conv1 = None if conv1_init is None else conv1_diagnostics(model, conv1_init, xte, yte, p["seed"])
     metrics = {
         "arch": p["arch"], "classes": len(classes), "train_tokens": len(tr), "test_tokens": len(te),
         "split": p["split"], "epochs": p["epochs"], "top1": top1, "top5": top5,
         "train_top1": tr1, "train_top5": tr5, "chance_top1": 1 / len(classes),
         "params": sum(t.numel() for t in model.parameters()),
         "train_windows_per_s": seen / max(train_time, 1e-9), "train_seconds": train_time,
-        "inference_windows_per_s": infer_rate, "device": str(dev), "history": history, "config": p,
+        "inference_windows_per_s": infer_rate, "device": str(dev), "conv1": conv1, "history": history, "config": p,
     }
     log.info("%s: test top-1 %.3f top-5 %.3f (%d classes); train %.0f windows/s, inference %.0f windows/s",
              p["arch"], top1, top5, len(classes), metrics["train_windows_per_s"], infer_rate)
     model.cpu()
     with atomic_path(model_out) as tmp:
-        save_model(tmp, model, classes, {"config": p, "metrics": {k: v for k, v in metrics.items()
-                                                                  if k != "history"}})
+        save_model(tmp, model, classes, {"config": p, "conv1_init": conv1_init,
+                                         "metrics": {k: v for k, v in metrics.items() if k != "history"}})
     with atomic_path(metrics_out) as tmp:
         tmp.write_text(json.dumps(metrics, indent=2))
     ckpt_path.unlink(missing_ok=True)

@@ -41,7 +41,9 @@ def synth_preset(part):
     """The selected synthetic-corpus preset's keys for generator `part` (flickr | words), and the seed."""
     s = config["synthetic"]
     preset = s["presets"][s["preset"]]
-    return canonical({"seed": s["seed"], **{k: preset[k] for k in SYNTH_KEYS[part]}})
+    # noise and reverb change the caption recordings only (the word corpus stays clean, as WSJ is)
+    audio = {k: s[k] for k in ("noise", "reverb")} if part == "flickr" else {}
+    return canonical({"seed": s["seed"], **{k: preset[k] for k in SYNTH_KEYS[part]}, **audio})
 
 
 def flickr_root():
@@ -143,14 +145,15 @@ def speech_caption_windows(aligner=None):
 
 
 # --- wordcnn stage (wordcnn.smk) ---
-WORDCNN_TRAIN_KEYS = ("min_tokens", "test_fraction", "split", "seed", "optimizer", "lr", "momentum",
+WORDCNN_TRAIN_KEYS = ("min_tokens", "test_fraction", "split", "seed", "optimizer", "lr", "momentum", "conv1_init_std",
                       "weight_decay", "dropout", "epochs", "batch_size")
 
 
 def wordcnn_train_params(arch):
     """Only the keys that change the trained net (arch comes from the wildcard)."""
     c = config["wordcnn"]
-    return {"arch": arch, **{k: c[k] for k in WORDCNN_TRAIN_KEYS}}
+    keys = [k for k in WORDCNN_TRAIN_KEYS if arch == "cnn" or k != "conv1_init_std"]
+    return {"arch": arch, **{k: c[k] for k in keys}}
 
 
 # --- fragment stage (fragment.smk) ---
@@ -162,6 +165,20 @@ def fragment_systems():
     if config["corpus"] != "synthetic":
         systems = [s for s in systems if s != "oracle"]  # no ground-truth word times on real data
     return systems
+
+
+FRAGMENT_TRAIN_KEYS = ("embed_dim", "lr", "momentum", "weight_decay", "batch_images", "epochs", "margin",
+                       "standardize_images")
+
+
+def fragment_train_params(seed):
+    """The training keys of one seed's job (the seed from its wildcard, so adding a seed trains one more)."""
+    return {**{k: FRAG[k] for k in FRAGMENT_TRAIN_KEYS}, "seed": int(seed)}
+
+
+def fragment_models(system):
+    """Every seed's model of a system (fragment.seeds), in config order: its recall row's runs."""
+    return [f"results/fragment/{system}/seed{s}/model.pt" for s in FRAG["seeds"]]
 
 
 def fragment_word_vectors_for(system):

@@ -1,5 +1,6 @@
 # fragment stage (issue 4): the embedding/alignment model of Harwath & Glass (2015, sec. 2.3),
-# one trained model per Table 1 row ({system}), test-split recall, grounding, figures, benchmark.
+# one trained model per Table 1 row ({system}) and seed (fragment.seeds), test-split recall (one row per
+# system, a run per seed), grounding, figures, benchmark.
 #   speech: word-CNN vectors of words cut by config speech.aligner (the paper's "Spectrogram CNN")
 #   oracle: the same with ground-truth word times (synthetic corpus only)
 #   text:   ground-truth transcript words through PPMI+SVD word vectors ("Text + word vec")
@@ -27,26 +28,27 @@ rule fragment_textvec:
 
 
 rule fragment_train:
+    """One model per (system, seed): each seed its own job and checkpoint dir (fragment.seeds)."""
     wildcard_constraints:
         system="speech|oracle|text",
+        seed=r"\d+",
     input:
         regions="results/vision/regions.h5",
         words=lambda wc: fragment_word_vectors_for(wc.system),
         utterances="results/manifests/utterances.tsv",
     output:
-        model="results/fragment/{system}/model.pt",
-        history="results/fragment/{system}/train.json",
+        model="results/fragment/{system}/seed{seed}/model.pt",
+        history="results/fragment/{system}/seed{seed}/train.json",
     params:
         # the per-epoch checkpoint is not an output: Snakemake would delete it when a run is
         # killed, and it is what a rerun resumes from (it is ignored if config or data changed)
-        checkpoint="results/fragment/{system}/checkpoint.pt",
-        train={k: FRAG[k] for k in ("embed_dim", "lr", "momentum", "weight_decay", "batch_images",
-                                    "epochs", "margin", "standardize_images", "seed")},
+        checkpoint="results/fragment/{system}/seed{seed}/checkpoint.pt",
+        train=lambda wc: fragment_train_params(wc.seed),
         eval_mem_mb=FRAG["eval"]["eval_mem_mb"],
     log:
-        log_path("fragment_train_{system}"),
+        log_path("fragment_train_{system}_seed{seed}"),
     benchmark:
-        bench_path("fragment_train_{system}")
+        bench_path("fragment_train_{system}_seed{seed}")
     threads: 2
     resources:
         mem_mb=6000,
@@ -59,16 +61,17 @@ rule fragment_train:
 
 
 rule fragment_evaluate:
+    """Test ranks of every seed's model → the system's row of the recall table (one run per seed)."""
     wildcard_constraints:
         system="speech|oracle|text",
     input:
-        model="results/fragment/{system}/model.pt",
+        models=lambda wc: fragment_models(wc.system),
         regions="results/vision/regions.h5",
         words=lambda wc: fragment_word_vectors_for(wc.system),
         utterances="results/manifests/utterances.tsv",
         truth=fragment_truth(),
     output:
-        scores="results/fragment/{system}/scores_test.npy",
+        scores="results/fragment/{system}/scores_test.npz",
         metrics="results/fragment/{system}/metrics.json",
     params:
         eval=FRAG["eval"],
@@ -90,7 +93,7 @@ rule fragment_evaluate:
 
 rule fragment_figures:
     input:
-        model=f"results/fragment/{FRAG['figure']['system']}/model.pt",
+        model=fragment_models(FRAG["figure"]["system"])[0],  # the first seed's
         regions="results/vision/regions.h5",
         words=fragment_word_vectors_for(FRAG["figure"]["system"]),
         utterances="results/manifests/utterances.tsv",

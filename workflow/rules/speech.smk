@@ -125,7 +125,7 @@ rule wordcorpus_align:
         aligner=SPEECH_ALIGNERS,
     params:
         settings=lambda w: speech_align_params(w.aligner),
-        ctm=word_corpus_ctm(),
+        ctm=lambda w: word_corpus_ctm(),
     threads: config["speech"]["align_threads"]
     resources:
         mem_mb=lambda w, threads: 500 + 300 * threads,
@@ -154,7 +154,7 @@ rule wordcorpus_windows:
     params:
         windows=config["speech"]["windows"],
         times=config["word_corpus"]["times"],
-        segments=wordcorpus_segments(),
+        segments=lambda w: wordcorpus_segments(),  # also the synthetic CTM inside its corpus dir
     threads: 1
     resources:
         mem_mb=2000,

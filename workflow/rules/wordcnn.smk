@@ -85,6 +85,7 @@ rule wordcnn_figures:
         windows="results/wordcorpus/windows.h5",
     output:
         filters=report("results/figures/conv1_filters.png", category="Figures", caption="../report/conv1_filters.rst"),
+        moved=report("results/figures/conv1_moved.png", category="Figures", caption="../report/conv1_moved.rst"),
         window=report("results/figures/word_window.png", category="Figures", caption="../report/word_window.rst"),
     params:
         word=config["wordcnn"]["figure_word"],
