@@ -176,6 +176,11 @@ def test_changed_parameter_reruns_only_affected_stages(tmp_path):
     words_only = {**TINY, "word_tokens": 11}  # a word-corpus key leaves the captions alone
     cfg4 = write_config(tmp_path / "c4.yaml", synthetic={"preset": "tiny", "presets": {"tiny": words_only}})
     assert planned_jobs(tmp_path, *targets, configfile=cfg4) == {"synthetic_words": 1}
+    # noise changes the caption recordings; the word corpus is regenerated from them, identical
+    cfg5 = write_config(tmp_path / "c5.yaml", synthetic={"preset": "tiny", "noise": {
+        "type": "babble", "snr_db": [10, 20], "babble_talkers": 4}})
+    assert planned_jobs(tmp_path, *targets, configfile=cfg5) == {"synthetic_corpus": 1, "synthetic_words": 1,
+                                                                 "corpus_manifest": 1, "ingest": 1}
     snakemake(tmp_path, targets=targets, configfile=cfg3)  # regenerated in place: the manifest's digest
     assert planned_jobs(tmp_path, *targets, configfile=cfg3) == {}  # is taken after, not before
 
@@ -285,3 +290,47 @@ def test_every_skip_kind_has_a_row_in_the_readme_table():
     readme = (REPO / "README.md").read_text()
     table = readme[readme.index("### Bad input"):readme.index("### Corpus changes and damaged caches")]
     assert len(kinds) >= 17 and not [k for k in sorted(kinds) if f"`{k}`" not in table]
+
+
+def test_noise_and_reverb_change_only_the_audio(tiny_flickr, tmp_path):
+    """synthetic.noise / synthetic.reverb: same images, text and word times; same-length recordings at
+    the asked SNR (stationary noise without reverb: noisy - clean is exactly the added noise)."""
+    import soundfile as sf
+
+    from vgs.synth.corpus import build_flickr
+    from vgs.synth.degrade import speech_power
+
+    noisy = tmp_path / "noisy"
+    build_flickr(noisy, {**TINY, "noise": {"type": "stationary", "snr_db": [10, 10], "babble_talkers": 3}}, seed=0,
+                 threads=2)
+    for rel in ("Flickr8k_text/Flickr8k.token.txt", "ground_truth/word_times.tsv", "ground_truth/boxes.tsv",
+                "flickr_audio/wav2capt.txt"):
+        assert (noisy / rel).read_bytes() == (tiny_flickr / rel).read_bytes(), rel
+    img = sorted((tiny_flickr / "Flickr8k_Dataset").iterdir())[0]
+    assert (noisy / "Flickr8k_Dataset" / img.name).read_bytes() == img.read_bytes()
+    assert not (noisy / "clean_wavs").exists()
+    snrs = []
+    for wav in sorted((tiny_flickr / "flickr_audio/wavs").iterdir()):
+        x, _ = sf.read(wav)
+        y, _ = sf.read(noisy / "flickr_audio/wavs" / wav.name)
+        assert len(y) == len(x)
+        snrs.append(10 * np.log10(speech_power(x) / np.mean((y - x) ** 2)))
+    # exact unless a loud recording had to be scaled down to avoid clipping
+    assert len(snrs) == 5 * TINY["images"] and np.median(snrs) == pytest.approx(10, abs=0.01)
+    assert np.allclose(snrs, 10, atol=0.5), (min(snrs), max(snrs))
+    both = tmp_path / "both"  # babble or stationary, in a reverberant room
+    build_flickr(both, {**TINY, "noise": {"type": "mixed", "snr_db": [5, 20], "babble_talkers": 3},
+                        "reverb": {"rt60_s": [0.3, 0.8], "drr_db": [0, 6]}}, seed=0, threads=1)
+    for wav in sorted((tiny_flickr / "flickr_audio/wavs").iterdir())[:10]:
+        x, y = sf.read(wav)[0], sf.read(both / "flickr_audio/wavs" / wav.name)[0]
+        assert len(y) == len(x) and np.abs(y - x).max() > 0.01
+
+
+def test_room_impulse_has_the_asked_decay_and_ratio():
+    from vgs.synth.degrade import room_impulse
+
+    h = room_impulse(np.random.default_rng(0), 16000, rt60=0.5, drr_db=3.0)
+    assert len(h) == 8000 and h[0] == 1.0
+    assert 10 * np.log10(1.0 / np.sum(h[1:] ** 2)) == pytest.approx(3.0)
+    early, late = np.sum(h[1:800] ** 2), np.sum(h[4000:4800] ** 2)  # 0.25 s apart: 30 dB of decay
+    assert 10 * np.log10(early / late) == pytest.approx(30, abs=3)

@@ -142,6 +142,28 @@ def test_learns_separable_toy(tmp_path):
     assert not (tmp_path / "checkpoint.pt").exists()
 
 
+def test_conv1_diagnostics_and_moved_figure(tmp_path):
+    """The first layer's numbers: how far each filter moved from its (stored) init, and top-1 with conv1
+    re-randomised or reset — a net that relies on what conv1 learned falls towards chance (0.2)."""
+    from vgs.wordcnn.figures import plot_conv1_moved
+
+    word_corpus(tmp_path / "w.h5", n_words=5, tokens=30)
+    m = train(tmp_path / "w.h5", tmp_path / "m.pt", tmp_path / "m.json", {**PARAMS, "conv1_init_std": 0.01})
+    c = m["conv1"]
+    assert len(c["relative_change"]) == 64 and min(c["relative_change"]) > 0
+    assert c["relative_change_median"] == pytest.approx(np.median(c["relative_change"]), abs=1e-4)
+    model, ck = load_model(tmp_path / "m.pt")
+    w0 = ck["conv1_init"]
+    assert w0.shape == (64, 1, 40, 5) and float(w0.std()) == pytest.approx(0.01, rel=0.05)  # N(0, 0.01)
+    assert c["norm_init"] == pytest.approx(float(w0.norm()), rel=1e-5)
+    assert c["norm_learned"] == pytest.approx(float((model.conv1.weight - w0).norm()), rel=1e-5)
+    assert c["top1_conv1_rerandomised"] < m["top1"] - 0.3 and c["top1_conv1_reset_to_init"] <= m["top1"]
+    torch.manual_seed(0)
+    assert torch.equal(WordNet("cnn", 5, conv1_init_std=0.01).conv1.weight, w0)  # the init is the seed's
+    plot_conv1_moved(tmp_path / "m.pt", tmp_path / "moved.png")
+    assert (tmp_path / "moved.png").read_bytes()[:4] == b"\x89PNG"
+
+
 def test_resume_after_kill_is_identical(tmp_path):
     word_corpus(tmp_path / "w.h5", n_words=4, tokens=15)
     p = {**PARAMS, "arch": "dnn2", "epochs": 2}
