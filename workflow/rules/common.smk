@@ -41,8 +41,9 @@ def synth_preset(part):
     """The selected synthetic-corpus preset's keys for generator `part` (flickr | words), and the seed."""
     s = config["synthetic"]
     preset = s["presets"][s["preset"]]
-    # noise and reverb change the caption recordings only (the word corpus stays clean, as WSJ is)
-    audio = {k: s[k] for k in ("noise", "reverb")} if part == "flickr" else {}
+    # noise and reverb change the caption recordings only (the word corpus stays clean, as WSJ is);
+    # passed only when set, so a clean corpus made before these options existed is still up to date
+    audio = {k: s[k] for k in ("noise", "reverb") if s[k]} if part == "flickr" else {}
     return canonical({"seed": s["seed"], **{k: preset[k] for k in SYNTH_KEYS[part]}, **audio})
 
 
