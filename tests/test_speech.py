@@ -405,6 +405,20 @@ def test_word_corpus_aligned_by_the_caption_aligner(tiny_words, tmp_path):
         assert not np.array_equal(c["start"][()], b["start"][()])  # really cut elsewhere
 
 
+def test_word_corpus_without_transcript_is_a_named_error(corpus, tmp_path):
+    from vgs.speech.wordcorpus import wordcorpus_align
+
+    kd = tmp_path / "words"
+    kd.mkdir()
+    (kd / "wav.scp").write_text(f"t1 {corpus / 'u0.wav'}\nt2 {corpus / 'u1.wav'}\n")
+    (kd / "text").write_text("t1 yellow dog eats banana\n")
+    (kd / "utt2spk").write_text("t1 a\nt2 a\n")
+    (kd / "words.ctm").write_text("t1 1 0.2 0.5 yellow\n")
+    with pytest.raises(ValueError, match=r"words/text: no transcript for 1 utterances of wav.scp, e.g. \['t2'\]"):
+        wordcorpus_align(kd, kd / "words.ctm", "pocketsphinx", PS, tmp_path / "tg", tmp_path / "s.tsv",
+                         tmp_path / "r.json")
+
+
 @pytest.mark.slow
 def test_parameter_change_reruns_only_its_stage(tmp_path):
     """End to end on the tiny corpus, then `snakemake -n` after each kind of parameter change."""
