@@ -47,6 +47,7 @@ def test_fbank_matches_kaldi_native_fbank_on_real_speech():
     d = np.concatenate(diffs)
     print(f"{len(wavs)} utterances, {frames} frames × 40 bins: |ours - kaldi-native-fbank| "
           f"max {d.max():.2e}, mean {d.mean():.2e}, 99.99th percentile {np.percentile(d, 99.99):.2e} (log-mel units)")
-    # What is left is kaldi-native-fbank's own float32 round-off in bins ~1e-7 below a frame's peak
-    # energy (ours is computed in float64); everywhere else the two agree to float32 precision.
-    assert d.mean() < 1e-5 and np.percentile(d, 99.9) < 1e-3 and d.max() < 0.02
+    # Both compute in float32: the largest differences are round-off in bins ~1e-7 below a frame's
+    # peak energy (in float64 ours is within 0.010 of it, the rest being kaldi-native-fbank's own
+    # round-off); everywhere else the two agree to float32 precision.
+    assert d.mean() < 1e-5 and np.percentile(d, 99.9) < 1e-3 and d.max() < 0.05

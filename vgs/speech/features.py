@@ -47,9 +47,9 @@ def fbank(x, cfg, key=""):
     if cfg["dither"] > 0:  # our own seeded dither: torch's global RNG is shared between threads
         rng = np.random.default_rng(zlib.crc32(str(key).encode()))
         wav = wav + cfg["dither"] * rng.standard_normal(len(wav))
-    # float64 throughout: in float32, bins ~1e-7 below a frame's peak energy carry round-off of up to
-    # 0.05 log units (checked against kaldi-native-fbank, tests/test_fbank_reference.py)
-    f = kaldi.fbank(torch.from_numpy(wav)[None],
+    # float32, as Kaldi: bins ~1e-7 below a frame's peak energy carry round-off of up to 0.05 log
+    # units (checked against kaldi-native-fbank, tests/test_fbank_reference.py; dither hides them)
+    f = kaldi.fbank(torch.from_numpy(wav.astype(np.float32))[None],
                     num_mel_bins=cfg["num_mel_bins"], frame_length=cfg["frame_length_ms"],
                     frame_shift=cfg["frame_shift_ms"], dither=0.0, snip_edges=False,
                     sample_frequency=cfg["sample_rate"])
