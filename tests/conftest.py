@@ -8,7 +8,9 @@ import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
-TINY = yaml.safe_load((REPO / "config.yaml").read_text())["synthetic"]["presets"]["tiny"]
+CONFIG = yaml.safe_load((REPO / "config.yaml").read_text())
+TINY = CONFIG["synthetic"]["presets"]["tiny"]
+SEEDS = len(CONFIG["fragment"]["seeds"])  # one fragment training job per (system, seed)
 
 
 def snakemake(workdir, *args, targets=(), configfile=None, check=True):
