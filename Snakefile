@@ -25,11 +25,12 @@ include: "workflow/rules/vision.smk"
 include: "workflow/rules/speech.smk"
 include: "workflow/rules/wordcnn.smk"
 include: "workflow/rules/fragment.smk"
+include: "workflow/rules/coscos.smk"
 include: "workflow/rules/recall.smk"
 
 
 rule all:
-    """The main job: recall table (Table 1), Table 2, alignment/proposal reports and figures."""
+    """The main job: recall table (Table 1), Table 2, alignment/proposal reports, coscos tables and figures."""
     default_target: True
     input:
         "results/flickr8k_recall.json",
@@ -42,4 +43,7 @@ rule all:
         "results/figures/conv1_filters.png",
         "results/figures/conv1_moved.png",
         "results/figures/word_window.png",
+        "results/coscos/ranks.json",
+        "results/coscos/ranks.md",
+        "results/figures/coscos_curves.png",
         ["results/vision/proposal_quality.json"] if config["corpus"] == "synthetic" else [],

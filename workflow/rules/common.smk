@@ -198,6 +198,33 @@ def fragment_boxes():
     return f"{flickr_root()}/ground_truth/boxes.tsv" if config["corpus"] == "synthetic" else None
 
 
+# --- coscos stage (coscos.smk) ---
+COSCOS = config["coscos"]
+COSCOS_TRAIN_KEYS = ("frames", "embed_dim", "image_layers", "speech_layers", "relu_cap", "init_scale", "l2",
+                     "max_norm", "rho", "eps", "batch_images", "epochs", "patience", "curve_images")
+
+
+def coscos_systems():
+    systems = list(COSCOS["systems"])
+    if config["corpus"] != "synthetic":
+        systems = [s for s in systems if s != "oracle"]  # no ground-truth word times on real data
+    return systems
+
+
+def coscos_segments(system):
+    aligner = "oracle" if system == "oracle" else config["speech"]["aligner"]
+    return f"results/speech/{aligner}/word_segments.tsv"
+
+
+def coscos_models(system):
+    return expand("results/coscos/{system}/seed{seed}/model.pt", system=system, seed=COSCOS["seeds"])
+
+
+def coscos_histories():
+    return {s: expand("results/coscos/{system}/seed{seed}/history.json", system=s, seed=COSCOS["seeds"])
+            for s in coscos_systems()}
+
+
 # --- recall stage (recall.smk) ---
 def recall_rows():
     """Every system's row of the one recall table (contract: vgs/recall/table.py), in table order.
