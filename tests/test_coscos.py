@@ -211,6 +211,19 @@ def test_content_word_tokens_and_their_report(tiny_files):
     assert rep["tokens_longer_than_window"] == 5 and rep["token_dim"] == 14  # 1 s words > 7 frames
 
 
+def test_foreign_segments_and_vanished_features_are_errors_naming_the_files(tiny_files):
+    p = tiny_files
+    seg = pd.read_csv(p / "seg.tsv", sep="\t")
+    pd.concat([seg, seg.assign(utt_id="zz9")]).to_csv(p / "seg2.tsv", sep="\t", index=False)
+    with pytest.raises(ValueError, match=r"seg2\.tsv: 15 words of utterances not in .*utts\.tsv.*'zz9'"):
+        select_tokens(p / "utts.tsv", p / "seg2.tsv", p / "fb.h5", CFG_TOKENS, p / "tok.tsv", p / "rep.json", "speech")
+    select_tokens(p / "utts.tsv", p / "seg.tsv", p / "fb.h5", CFG_TOKENS, p / "tok.tsv", p / "rep.json", "speech")
+    with h5py.File(p / "fb.h5", "a") as h5:
+        del h5["feats/a1"]
+    with pytest.raises(ValueError, match=r"fb\.h5: no features for 'a1', listed in .*tok\.tsv.*--forcerun"):
+        load_split(p / "tok.tsv", p / "fb.h5", p / "regions.h5", p / "utts.tsv", "train", 7)
+
+
 def test_tokens_are_centred_windows_and_fragments_exclude_padding(tiny_files):
     p = tiny_files
     select_tokens(p / "utts.tsv", p / "seg.tsv", p / "fb.h5", {**CFG_TOKENS, "frames": 121}, p / "tok.tsv",
