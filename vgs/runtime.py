@@ -155,3 +155,29 @@ def load_torch(path, resume=False):
             log.warning("ignoring %s: unreadable (%s)", path, e)
             return None
         raise CacheError(path, "torch file", e) from e
+
+
+def load_checkpoint(path, fingerprint):
+    """The training checkpoint at `path` (a dict with model, optim, state) if it was written for
+    `fingerprint` (the same config and data), else None (also when it is unreadable: load_torch);
+    temporaries left by a kill mid-save go."""
+    path = Path(path)
+    for stale in path.parent.glob(path.name + ".tmp-*"):
+        stale.unlink()
+    ck = load_torch(path, resume=True) if path.exists() else None
+    if ck is None:
+        return None
+    if ck.get("fingerprint") != fingerprint:
+        log.info("ignoring stale checkpoint %s (config or data changed)", path)
+        return None
+    log.info("resuming from %s after epoch %d", path, ck["state"]["epoch"])
+    return ck
+
+
+def save_checkpoint(path, fingerprint, model, optimizer, state):
+    """Atomically write what load_checkpoint resumes from, as CPU tensors."""
+    import torch
+
+    with atomic_path(path) as tmp:
+        torch.save(to_cpu({"fingerprint": fingerprint, "model": model.state_dict(), "optim": optimizer.state_dict(),
+                           "state": state}), tmp)

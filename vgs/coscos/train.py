@@ -5,8 +5,8 @@ A batch is `batch_images` images (paper: 1).  For each image: "same" pairs are e
 every token of its captions; "different" pairs are every fragment × as many tokens drawn at random
 from the split's other images (as many different as same pairs).  The published code
 (dataset_iterators.py) draws one random token per same pair; here the random tokens of an image are
-shared by its fragments, which keeps the same expected gradient at 1/20th of the token passes (the
-speech tower dominates the cost).  Cost = Σ_pairs coscos² + λ Σ θ² (summed, as the published code);
+shared by its fragments, which keeps the same expected gradient with one token pass where the code
+makes one per fragment (the speech tower dominates the cost).  Cost = Σ_pairs coscos² + λ Σ θ² (summed, as the published code);
 after each Adadelta step every unit's incoming weights are clipped to max_norm.
 
 Learning curves (the paper's Fig. 1 right): after every epoch (epoch 0 = the untrained net, the
@@ -18,14 +18,13 @@ import hashlib
 import json
 import logging
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
 from .model import CoscosNet, apply_max_norm, coscos2, cosines, l2_penalty
-from ..runtime import atomic_path, to_cpu, torch_device
+from ..runtime import atomic_path, load_checkpoint, load_torch, save_checkpoint, to_cpu, torch_device
 
 log = logging.getLogger(__name__)
 
@@ -112,7 +111,6 @@ def _with_tokens(split):
 def train_model(train, dev, cfg, seed, checkpoint, stop_after_epoch=None, device=None):
     """Returns (best model, initial state dict = the random projection, info). Resumes from
     `checkpoint` when it matches config, seed and data. `stop_after_epoch` simulates a kill."""
-    checkpoint = Path(checkpoint)
     fp = fingerprint(cfg, seed, train, dev)
     device = torch.device(device) if device is not None else torch_device()
     model = build_model(train, cfg, seed)
@@ -122,17 +120,11 @@ def train_model(train, dev, cfg, seed, checkpoint, stop_after_epoch=None, device
     train_imgs, dev_imgs = _with_tokens(train), _with_tokens(dev)
     curve_imgs = np.random.default_rng([seed, 3]).permutation(train_imgs)[:cfg["curve_images"]]
     state = {"epoch": 0, "history": [], "best": None, "best_epoch": 0, "best_cost": np.inf}
-    for stale in checkpoint.parent.glob(checkpoint.name + ".tmp-*"):  # left by a kill mid-save
-        stale.unlink()
-    if checkpoint.exists():
-        ck = torch.load(checkpoint, map_location="cpu", weights_only=False)
-        if ck.get("fingerprint") == fp:
-            model.load_state_dict(ck["model"])
-            opt.load_state_dict(ck["optim"])
-            state = ck["state"]
-            log.info("resuming from %s after epoch %d", checkpoint, state["epoch"])
-        else:
-            log.info("ignoring stale checkpoint %s (config, seed or data changed)", checkpoint)
+    ck = load_checkpoint(checkpoint, fp)
+    if ck is not None:
+        model.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["optim"])
+        state = ck["state"]
 
     def record(epoch, extra):
         rec = {"epoch": epoch, "train": pair_stats(model, train, curve_imgs, seed, device),
@@ -173,9 +165,7 @@ def train_model(train, dev, cfg, seed, checkpoint, stop_after_epoch=None, device
         state["epoch"] = epoch
         record(epoch, {"train_cost_per_pair": total / max(n_pairs, 1), "seconds": secs,
                        "pairs_per_s": n_pairs / max(secs, 1e-9)})
-        with atomic_path(checkpoint) as tmp:
-            torch.save(to_cpu({"fingerprint": fp, "model": model.state_dict(), "optim": opt.state_dict(),
-                               "state": state}), tmp)
+        save_checkpoint(checkpoint, fp, model, opt, state)
         if stop_after_epoch is not None and epoch >= stop_after_epoch:
             raise KeyboardInterrupt(f"simulated kill after epoch {epoch}")
     if state["best"] is not None:
@@ -200,7 +190,7 @@ def save_model(model, init, cfg, info, path):
 def load_model(path, which="state"):
     """The trained net (which='state') or the same net untrained (which='init': the random
     projection), on the CPU in eval mode, and the whole saved dict."""
-    ck = torch.load(path, map_location="cpu", weights_only=False)
+    ck = load_torch(path)
     m = ck["meta"]
     model = CoscosNet(m["image_dim"], m["token_dim"], **{k: m[k] for k in ARCH_KEYS})
     model.load_state_dict(ck[which])

@@ -14,7 +14,7 @@ from tqdm import tqdm
 
 from vgs import retrieval
 from vgs.fragment.model import FragmentModel, chunked_scores, margin_cost, score_matrix
-from vgs.runtime import atomic_path, load_torch, to_cpu, torch_device
+from vgs.runtime import atomic_path, load_checkpoint, load_torch, save_checkpoint, to_cpu, torch_device
 
 log = logging.getLogger(__name__)
 
@@ -83,17 +83,11 @@ def train_model(train, dev, cfg, checkpoint, stop_after_epoch=None, mem_mb=512, 
     opt = torch.optim.SGD(model.parameters(), lr=cfg["lr"], momentum=cfg["momentum"],
                           weight_decay=cfg.get("weight_decay", 0.0))
     state = {"epoch": 0, "history": [], "best": None, "best_epoch": 0, "best_score": -1.0}
-    for stale in checkpoint.parent.glob(checkpoint.name + ".tmp-*"):  # left by a kill mid-save
-        stale.unlink()
-    ck = load_torch(checkpoint, resume=True) if checkpoint.exists() else None
+    ck = load_checkpoint(checkpoint, fp)
     if ck is not None:
-        if ck.get("fingerprint") == fp:
-            model.load_state_dict(ck["model"])
-            opt.load_state_dict(ck["optim"])
-            state = ck["state"]
-            log.info("resuming from %s after epoch %d", checkpoint, state["epoch"])
-        else:
-            log.info("ignoring stale checkpoint %s (config or data changed)", checkpoint)
+        model.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["optim"])
+        state = ck["state"]
     x_tr = torch.as_tensor(train.words)
     v_tr = torch.as_tensor(train.feats)
     offsets = train.offsets
@@ -124,9 +118,7 @@ def train_model(train, dev, cfg, checkpoint, stop_after_epoch=None, mem_mb=512, 
         if score > state["best_score"]:
             state.update(best=copy.deepcopy(model.state_dict()), best_epoch=epoch, best_score=score)
         state["epoch"] = epoch
-        with atomic_path(checkpoint) as tmp:
-            torch.save(to_cpu({"fingerprint": fp, "model": model.state_dict(), "optim": opt.state_dict(),
-                               "state": state}), tmp)
+        save_checkpoint(checkpoint, fp, model, opt, state)
         if stop_after_epoch is not None and epoch >= stop_after_epoch:
             raise KeyboardInterrupt(f"simulated kill after epoch {epoch}")
     if state["best"] is not None:
