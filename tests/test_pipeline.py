@@ -79,6 +79,11 @@ def test_run_to_run_identity(tiny_run, tmp_path):
                 f"{rel}:{name} differs between identical runs"
     for seg in work.glob("results/*/*/word_segments.tsv"):  # alignments of both corpora
         assert seg.read_bytes() == (again / seg.relative_to(work)).read_bytes(), seg
+    coscos = sorted(work.glob("results/coscos/*/ranks.json"))  # every test rank of every coscos seed
+    assert len(coscos) == 2
+    for p in coscos:
+        ranks = lambda q: json.loads(q.read_text())["runs"]
+        assert ranks(p) == ranks(again / p.relative_to(work)), p
     print(f"identical: {len(rows(work))} recall rows, {len(h5s)} HDF5 files "
           f"({sum(len(_h5_arrays(work / r)) for r in h5s)} datasets)")
 

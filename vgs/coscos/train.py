@@ -198,15 +198,15 @@ def load_model(path, which="state"):
     return model, ck
 
 
-def run_training(tokens_tsv, fbank_h5, regions_h5, utterances_tsv, cfg, seed, checkpoint, model_out,
-                 history_out):
+def run_training(tokens_tsv, fbank_h5, regions_h5, utterances_tsv, cfg, checkpoint, model_out, history_out):
+    """cfg: the training keys and the seed (cfg['seed'])."""
     from .data import load_split
 
     t0 = time.time()
     train = load_split(tokens_tsv, fbank_h5, regions_h5, utterances_tsv, "train", cfg["frames"])
     dev = load_split(tokens_tsv, fbank_h5, regions_h5, utterances_tsv, "dev", cfg["frames"])
     t_load = time.time() - t0
-    model, init, info = train_model(train, dev, cfg, seed, checkpoint)
+    model, init, info = train_model(train, dev, cfg, cfg["seed"], checkpoint)
     info.update(config=cfg, train_sizes=train.sizes(), dev_sizes=dev.sizes(), load_s=t_load,
                 wall_s=time.time() - t0)
     epochs = [h for h in info["history"] if "pairs_per_s" in h]

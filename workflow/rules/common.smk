@@ -216,13 +216,18 @@ def coscos_segments(system):
     return f"results/speech/{aligner}/word_segments.tsv"
 
 
+def coscos_train_params(seed):
+    """The training keys of one seed's job (the seed from its wildcard, so adding a seed trains one more)."""
+    return {**{k: COSCOS[k] for k in COSCOS_TRAIN_KEYS}, "seed": int(seed)}
+
+
 def coscos_models(system):
-    return expand("results/coscos/{system}/seed{seed}/model.pt", system=system, seed=COSCOS["seeds"])
+    """Every seed's model of a system (coscos.seeds), in config order: the runs of its tables."""
+    return [f"results/coscos/{system}/seed{s}/model.pt" for s in COSCOS["seeds"]]
 
 
 def coscos_histories():
-    return {s: expand("results/coscos/{system}/seed{seed}/history.json", system=s, seed=COSCOS["seeds"])
-            for s in coscos_systems()}
+    return {s: [f"results/coscos/{s}/seed{k}/history.json" for k in COSCOS["seeds"]] for s in coscos_systems()}
 
 
 # --- recall stage (recall.smk) ---

@@ -35,7 +35,7 @@ rule coscos_tokens:
 
 
 rule coscos_train:
-    """One seed: Adadelta on same/different pairs, per-epoch checkpoint, best epoch on dev."""
+    """One model per (system, seed): Adadelta on same/different pairs, per-epoch checkpoint, best epoch on dev."""
     wildcard_constraints:
         system="speech|oracle",
         seed=r"\d+",
@@ -50,7 +50,7 @@ rule coscos_train:
     params:
         # not an output: Snakemake would delete it when a run is killed, and a rerun resumes from it
         checkpoint="results/coscos/{system}/seed{seed}/checkpoint.pt",
-        train={k: COSCOS[k] for k in COSCOS_TRAIN_KEYS},
+        train=lambda wc: coscos_train_params(wc.seed),
     log:
         log_path("coscos_train_{system}_seed{seed}"),
     benchmark:
