@@ -36,13 +36,20 @@ def _check_skips(n_skipped, n_total, max_fraction, what):
                            f"(> max_bad_fraction {max_fraction}); see the log for the files")
 
 
-def build_regions(manifest, onnx_path, out_h5, stats_json, params, threads=1, shard=None):
+def build_regions(manifest, onnx_path, out_h5, stats_json, params, threads=1, shard=None,
+                  score_onnx=None):
     """results/vision/regions.h5 from the image manifest (see vgs.vision.store for the layout),
     or, with `shard` ("i-of-k"), the region store of that slice of it; the undecodable-image
-    limit is then checked by merge_regions over all shards."""
+    limit is then checked by merge_regions over all shards.  `score_onnx`: the encoder at
+    score_map_size whose conv map scores the candidates (params scoring: convmap)."""
     df = read_manifest(manifest)
     df = df.iloc[shard_slice(len(df), shard)]
     runner = enc.OnnxEncoder(onnx_path, threads)
+    scorer = None
+    if params["scoring"] == "convmap":
+        if not score_onnx:
+            raise ValueError("scoring: convmap needs the score-map encoder (score_onnx)")
+        scorer = enc.OnnxEncoder(score_onnx, threads)
     attrs = dict(encoder=f"efficientnet-{params['encoder']}", input_size=runner.size,
                  feature_dim=enc.FEATURE_DIM, regions=params["detections"] + 1,
                  config=json.dumps(params, sort_keys=True),
@@ -59,7 +66,7 @@ def build_regions(manifest, onnx_path, out_h5, stats_json, params, threads=1, sh
     t0, c0 = time.perf_counter(), time.process_time()
     try:
         with tqdm(total=len(todo), desc="regions", unit="img", mininterval=5) as bar:
-            stats = extract(todo, runner, params, writer.add, threads, bar)
+            stats = extract(todo, runner, params, writer.add, threads, bar, scorer)
         if shard is None:
             _check_skips(len(stats["skipped"]), len(df), params["max_bad_fraction"], manifest)
         stats.update(wall_s=time.perf_counter() - t0, cpu_s=time.process_time() - c0,
@@ -79,15 +86,17 @@ def regions_report(totals, params, size, threads, h5_path, stats_json):
     with open_h5(h5_path) as h5:
         n_total = h5["image_ids"].shape[0]
     report = dict(
-        encoder=params["encoder"], input_size=size, strategy=params["strategy"], threads=threads,
+        encoder=params["encoder"], input_size=size, strategy=params["strategy"],
+        scoring=params["scoring"], threads=threads,
         images_total=n_total, images_this_run=n, resumed=t["resumed"], skipped=t["skipped"],
         wall_s=round(t["wall_s"], 2), images_per_s=round(n / t["wall_s"], 3) if t["wall_s"] else None,
         s_per_image=round(t["wall_s"] / n, 3) if n else None,
         # CPU seconds of this process (all threads): with cores shared, wall time overstates cost
         cpu_s_per_image=round(t["cpu_s"] / n, 3) if n else None, load_avg_1min=round(os.getloadavg()[0], 2),
-        crops_per_s=round((t["candidates"] + n) / t["cnn_s"], 1) if t["cnn_s"] else None,
+        crops_per_s=round(t["crops"] / t["cnn_s"], 1) if t["cnn_s"] else None,
         mean_selective_search_boxes=round(t["raw_boxes"] / max(n, 1), 1),
         mean_candidates_scored=round(t["candidates"] / max(n, 1), 1),
+        mean_crops_encoded=round(t["crops"] / max(n, 1), 1),
         mean_proposals_kept=round(t["proposals"] / max(n, 1), 2),
         padded_images=t["padded_images"],
         proposal_thread_s_per_image=round(t["proposal_s"] / max(n, 1), 3),

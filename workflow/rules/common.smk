@@ -128,10 +128,21 @@ def vision_params():
     gpus, quality and figure keys excluded so they do not rerun the extraction)."""
     v = {k: val for k, val in config["vision"].items()
          if k not in ("threads", "gpus", "convmap", "quality_iou", "figure_images")}
+    photos = config["corpus"] != "synthetic"  # real photos, not 224 px generated scenes
     if v["strategy"] == "auto":
-        v["strategy"] = "single" if config["corpus"] == "synthetic" else "fast"
+        v["strategy"] = "fast" if photos else "single"
+    if v["scoring"] == "auto":
+        v["scoring"] = "convmap" if photos else "crops"
+    if v["scoring"] == "crops":
+        del v["score_map_size"]  # unused: changing it reruns nothing
     v["input_size"] = v["input_size"] or VISION_SIZES[v["encoder"]]
     return v
+
+
+def vision_score_onnx():
+    """The encoder whose conv map scores the candidates (scoring: convmap), else nothing."""
+    v = vision_params()
+    return [vision_onnx(v["score_map_size"])] if v["scoring"] == "convmap" else []
 
 
 def vision_convmap_params():

@@ -38,6 +38,7 @@ rule vision_regions:
     input:
         images="results/manifests/images.tsv",
         onnx=vision_onnx(),
+        score_onnx=vision_score_onnx(),
     output:
         h5=temp(shard_path("vision_regions", "regions.h5")),
         stats=temp(shard_path("vision_regions", "regions_stats.json")),
