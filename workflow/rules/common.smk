@@ -28,17 +28,16 @@ def bench_path(name):
 # any n.  Shard outputs are temp(): kept until the merge has run (a killed run resumes with the
 # finished shards), then deleted.  To shard a stage:
 #   1. `shards: {<stage>: n}` in config.yaml and the schema;
-#   2. rule <stage>: output temp(shard_path("<stage>", "<file>")), log and benchmark named
-#      "<stage>_{scatteritem}"; its script passes snakemake.wildcards.scatteritem to the stage
-#      function, which processes rows shard_slice(len(items), scatteritem) only;
-#   3. rule <stage>_merge: input shard_paths("<stage>", "<file>"), output the stage's files, the
-#      same params as the shards (so a parameter change reruns it), a vgs function that joins
-#      the shards (vgs.runtime.concat_h5 for row-wise HDF5).
+#   2. the shard rule, named <stage>, writes temp(shard_path("<stage>", "<file>")), with log and
+#      benchmark named "<stage>_{scatteritem}"; its script passes snakemake.wildcards.scatteritem
+#      to the stage function, which processes rows shard_slice(len(items), scatteritem) only;
+#   3. the merge rule, named <stage>_merge, reads shard_paths("<stage>", "<file>") and writes the
+#      stage's files, with the same params as the shards (so a parameter change reruns it) and a
+#      vgs function that joins the shards (vgs.runtime.concat_h5 for row-wise HDF5).
 # A changed shard count alone reruns the stage's shards and merge (their file names carry n) and,
 # although the merged files come out identical, everything downstream: Snakemake decides before
 # running anything that every descendant of a job it reruns must rerun.
-scattergather:
-    **config["shards"],
+# (The scattergather directive itself is in the Snakefile, before the rule files.)
 
 
 def shard_path(stage, name):
