@@ -17,11 +17,13 @@ import re
 import resource
 import subprocess
 import sys
+import tempfile
 import time
 from collections import defaultdict
 from pathlib import Path
 
 import pandas as pd
+import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -246,6 +248,87 @@ def markdown(res, labels):
     return "\n".join(lines) + "\n"
 
 
+# Growth of each rule's CPU time from the default preset to Flickr8k's size when no run at that size
+# exists (`project`): (item, exponent).  Word-corpus stages read the word corpus, whose size is set
+# by the vocabulary (48 categories at both sizes) and word_tokens, not by the images: exponent 0.
+GROWTH = {
+    "synthetic_corpus": ("images", 1), "corpus_manifest": ("images", 1), "ingest": ("captions", 1),
+    "synthetic_words": (None, 0), "speech_align": ("captions", 1), "speech_fbank": ("captions", 1),
+    "speech_windows": ("captions", 1), "wordcorpus_align": (None, 0), "wordcorpus_fbank": (None, 0),
+    "wordcorpus_windows": (None, 0), "wordcnn_train": (None, 0), "wordcnn_figures": (None, 0),
+    "wordcnn_table2": ("captions", 1), "wordcnn_vectors": ("captions", 1), "vision_export_onnx": (None, 0),
+    "vision_regions": ("images", 1), "vision_convmap": ("images", 1), "vision_proposal_quality": ("images", 1),
+    "vision_figure": (None, 0), "fragment_textvec": ("captions", 1), "fragment_train": ("train_images", 1),
+    "fragment_evaluate": ("test_images", 2), "fragment_figures": ("test_images", 1),
+    "recall_table": ("test_images", 1),
+}
+SIZES = {"default": {"images": 1000, "captions": 5000, "train_images": 800, "test_images": 100},
+         "flickr8k": {"images": 8000, "captions": 40000, "train_images": 6000, "test_images": 1000}}
+
+
+def rule_of(stem, rules):
+    return max((r for r in rules if stem == r or stem.startswith(r + "_")), key=len, default=None)
+
+
+def project(bench_dir, out, shards=None):
+    """Per-stage CPU, wall and peak RSS measured by one main job at the default preset (its
+    benchmark TSVs in `bench_dir`, sharded or not), CPU extrapolated to Flickr8k's size with GROWTH
+    (cpu_8k = cpu_default x (n_8k / n_default)^b), and the main job's wall time at both sizes
+    replayed on the sharded job graph (Snakemake dry runs of this workflow, `shards` overriding
+    config's) on 2 and 16 cores, each job's CPU = its rule's measured CPU per job / shard count."""
+    stems = {f.stem: pd.read_csv(f, sep="\t").iloc[-1] for f in sorted(Path(bench_dir).glob("*.tsv"))}
+    growth = {p: {r: (SIZES[p][it] / SIZES["default"][it]) ** b if it else 1.0 for r, (it, b) in GROWTH.items()}
+              for p in SIZES}
+    rows, summary = [], {}
+    for rule, (item, b) in GROWTH.items():
+        m = [v for k, v in stems.items() if rule_of(k, GROWTH) == rule]
+        c = sum(float(v["cpu_time"]) for v in m)
+        rows.append({"stage": rule, "item": item, "exponent": b, "jobs_measured": len(m),
+                     "default_cpu_s": round(c, 1) if m else None,
+                     "default_wall_s": round(sum(float(v["s"]) for v in m), 1) if m else None,
+                     "default_peak_rss_mb": round(max(float(v["max_rss"]) for v in m)) if m else None,
+                     "flickr8k_cpu_s": round(c * growth["flickr8k"][rule], 1) if m else None,
+                     "superlinear": SUPERLINEAR.get(rule)})
+    for preset in SIZES:
+        with tempfile.TemporaryDirectory() as w:
+            cfg = Path(w) / "c.yaml"
+            cfg.write_text(yaml.safe_dump({"synthetic": {"preset": preset}, **({"shards": shards} if shards else {})}))
+            jobs = jobs_of(w, cfg)
+        missing = set()
+        for j in jobs:
+            # the measured job of this one: same rule and wildcards, one per seed, unsharded
+            wc = j["wildcards"]
+            stem = "_".join([j["rule"], *(v for k, v in wc.items() if k not in ("scatteritem", "seed"))])
+            if stem not in stems or j["rule"] not in GROWTH:
+                j["cpu_time"] = 0.0
+                missing |= set() if j["rule"] == "all" else {j["rule"]}
+                continue
+            n = int(wc["scatteritem"].split("-of-")[1]) if "scatteritem" in wc else 1
+            j["cpu_time"] = float(stems[stem]["cpu_time"]) * growth[preset][j["rule"]] / n
+        summary[preset] = {
+            "jobs": len(jobs), "cpu_s": round(sum(j["cpu_time"] for j in jobs), 1),
+            "unmeasured_rules": sorted(missing),
+            "wall_2_cores_s": [round(simulate(jobs, 2, lambda j: j["cpu_time"] / j["threads"]), 1),
+                               round(simulate(jobs, 2, lambda j: j["cpu_time"]), 1)],
+            "wall_16_cores_s": [round(simulate(jobs, 16, lambda j: j["cpu_time"] / j["threads"]), 1),
+                                round(simulate(jobs, 16, lambda j: j["cpu_time"]), 1)]}
+    res = {"bench_dir": str(bench_dir), "shards": shards, "summary": summary, "stages": rows}
+    Path(out).with_suffix(".json").write_text(json.dumps(res, indent=2) + "\n")
+    lines = ["| stage | item | b | default CPU s (measured) | default wall s | default peak RSS MB | "
+             "flickr8k CPU s (extrapolated) | superlinear |", "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append("| " + " | ".join("—" if v is None else str(v) for v in (
+            r["stage"], r["item"], r["exponent"], r["default_cpu_s"], r["default_wall_s"],
+            r["default_peak_rss_mb"], r["flickr8k_cpu_s"], r["superlinear"] or "")) + " |")
+    for preset, s in summary.items():
+        lines.append(f"\n- **{preset}**: {s['jobs']} jobs, {s['cpu_s']} CPU-s; replayed wall "
+                     f"2 cores {s['wall_2_cores_s'][0]}–{s['wall_2_cores_s'][1]} s, 16 cores "
+                     f"{s['wall_16_cores_s'][0]}–{s['wall_16_cores_s'][1]} s; rules without a "
+                     f"measurement (0 s): {', '.join(s['unmeasured_rules']) or 'none'}")
+    Path(out).write_text("\n".join(lines) + "\n")
+    return res
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -257,7 +340,15 @@ def main(argv=None):
     t = sub.add_parser("table")
     t.add_argument("--run", action="append", required=True, help="label=workdir (two of them)")
     t.add_argument("--out", required=True, help="markdown file (a .json beside it)")
+    pj = sub.add_parser("project")
+    pj.add_argument("--bench", required=True, help="benchmark folder of a default-preset main job")
+    pj.add_argument("--out", required=True)
+    pj.add_argument("--shards", help='JSON, e.g. {"speech_align": 64}: shard counts of the replay')
     a = ap.parse_args(argv)
+    if a.cmd == "project":
+        project(a.bench, a.out, json.loads(a.shards) if a.shards else None)
+        print(Path(a.out).read_text())
+        return 0
     if a.cmd == "run":
         return run(a.workdir, a.preset, a.cores, a.extra)
     table(dict(x.split("=", 1) for x in a.run), a.out)
