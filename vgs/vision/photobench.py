@@ -4,7 +4,8 @@
         --setting old --setting new [--first N] [--boxes boxes.tsv] --out DIR
 
 Runs the vision_regions stage (vgs.vision.stage.build_regions, one thread) over the first N
-images with each named setting of SETTINGS merged over config.yaml's `vision:` section, and
+images with each named setting of SETTINGS merged over config.yaml's `vision:` section (image
+paths of a manifest are relative to the current directory, as in a Snakemake workdir), and
 prints per setting the CPU seconds per image, selective-search boxes, candidates scored, and,
 with ground-truth boxes (a generated corpus's ground_truth/boxes.tsv), the proposal coverage of
 vgs.vision.quality.  Writes DIR/<setting>/regions.h5 + regions_stats.json and DIR/photobench.json."""
@@ -15,6 +16,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
+from .encoder import native_size
 from .quality import proposal_quality
 from .stage import build_regions
 
@@ -45,7 +47,7 @@ def params(setting):
     v = yaml.safe_load((REPO / "config.yaml").read_text())["vision"]
     v = {k: x for k, x in v.items() if k not in ("threads", "gpus", "convmap", "quality_iou", "figure_images")}
     v.update(SETTINGS[setting])
-    v["input_size"] = v["input_size"] or 224
+    v["input_size"] = v["input_size"] or native_size(v["encoder"])
     return v
 
 
