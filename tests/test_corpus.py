@@ -343,7 +343,7 @@ def test_word_corpus_vocabulary_comes_from_the_training_captions_of_a_real_corpu
     in no caption, and the generated caption corpus is never built."""
     cfg = write_config(tmp_path / "c.yaml", corpus="flickr8k", flickr8k={"root": str(tiny_flickr)})
     target = "resources/synthetic/words"
-    assert planned_jobs(tmp_path, target, configfile=cfg) == {"ingest": 1, "synthetic_words": 1}
+    assert planned_jobs(tmp_path, target, configfile=cfg) == {"corpus_manifest": 1, "ingest": 1, "synthetic_words": 1}
     snakemake(tmp_path, targets=[target], configfile=cfg)
     assert not (tmp_path / "resources/synthetic/flickr8k").exists()
     utts = pd.read_csv(tmp_path / "results/manifests/utterances.tsv", sep="\t")
