@@ -16,6 +16,11 @@ if config["synthetic"]["preset"] not in config["synthetic"]["presets"]:  # a map
                      f"presets {sorted(config['synthetic']['presets'])}")
 
 
+# Shard jobs per heavy per-item stage (config shards.<stage>; see common.smk "sharding").
+scattergather:
+    **config["shards"],
+
+
 report: "workflow/report/workflow.rst"
 
 

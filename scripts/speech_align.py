@@ -8,4 +8,5 @@ with rule_logging(snakemake):
     align_corpus(snakemake.input.utterances, snakemake.wildcards.aligner, snakemake.params.settings,
                  snakemake.output.textgrids, snakemake.output.segments, snakemake.output.report,
                  threads=snakemake.threads,
-                 truth_tsv=os.path.join(truth[0], "ground_truth", "word_times.tsv") if truth else None)
+                 truth_tsv=os.path.join(truth[0], "ground_truth", "word_times.tsv") if truth else None,
+                 shard=snakemake.wildcards.scatteritem)

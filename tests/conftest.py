@@ -11,6 +11,7 @@ REPO = Path(__file__).resolve().parents[1]
 CONFIG = yaml.safe_load((REPO / "config.yaml").read_text())
 TINY = CONFIG["synthetic"]["presets"]["tiny"]
 SEEDS = len(CONFIG["fragment"]["seeds"])  # one fragment training job per (system, seed)
+SHARDS = CONFIG["shards"]  # shard jobs per sharded stage
 
 
 def snakemake(workdir, *args, targets=(), configfile=None, check=True):
@@ -49,9 +50,19 @@ def tiny_flickr(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def tiny_words(tiny_flickr):
+def tiny_manifests(tiny_flickr):
+    """Ingest manifests of the tiny corpus."""
+    from vgs.corpus.flickr import ingest
+
+    out = tiny_flickr.parent / "manifests"
+    ingest(tiny_flickr, out, threads=2)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_words(tiny_manifests):
     from vgs.synth.corpus import build_words
 
-    root = tiny_flickr.parent / "words"
-    build_words(root, tiny_flickr, TINY, seed=0, threads=2)
+    root = tiny_manifests.parent / "words"
+    build_words(root, tiny_manifests / "utterances.tsv", TINY, seed=0, threads=2)
     return root

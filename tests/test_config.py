@@ -60,7 +60,7 @@ def test_a_misspelt_key_in_any_section_is_rejected_by_name(section, key):
 @pytest.mark.parametrize("override, message", [
     ({"fragmnet": {"lr": 0.1}}, "'fragmnet' was unexpected"),  # a misspelt section
     ({"word_corpus": {"source": "kaldi", "kaldi_dri": "/x"}}, "'kaldi_dri' was unexpected"),
-    ({"synthetic": {"preset": "tni"}}, "'tni' is not one of the presets ['default', 'tiny']"),
+    ({"synthetic": {"preset": "tni"}}, "'tni' is not one of the presets ['default', 'flickr8k', 'photo', 'tiny']"),
 ])
 def test_snakemake_stops_before_any_job_naming_the_key(tmp_path, override, message):
     cfg = write_config(tmp_path / "c.yaml", **override)

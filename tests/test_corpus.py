@@ -168,7 +168,8 @@ def test_changed_parameter_reruns_only_affected_stages(tmp_path):
     assert report["utterances"] == 5 * TINY["images"]
     assert planned_jobs(tmp_path, *targets, configfile=cfg) == {}
     cfg2 = write_config(tmp_path / "c2.yaml", ingest={"max_skip_fraction": 0.5})
-    assert planned_jobs(tmp_path, *targets, configfile=cfg2) == {"ingest": 1}
+    # the word corpus draws its vocabulary from the ingested training captions
+    assert planned_jobs(tmp_path, *targets, configfile=cfg2) == {"ingest": 1, "synthetic_words": 1}
     tiny = {**TINY, "caption_voices": 5}
     cfg3 = write_config(tmp_path / "c3.yaml", synthetic={"preset": "tiny", "presets": {"tiny": tiny}})
     assert planned_jobs(tmp_path, *targets, configfile=cfg3) == {"synthetic_corpus": 1, "synthetic_words": 1,
@@ -334,3 +335,21 @@ def test_room_impulse_has_the_asked_decay_and_ratio():
     assert 10 * np.log10(1.0 / np.sum(h[1:] ** 2)) == pytest.approx(3.0)
     early, late = np.sum(h[1:800] ** 2), np.sum(h[4000:4800] ** 2)  # 0.25 s apart: 30 dB of decay
     assert 10 * np.log10(early / late) == pytest.approx(30, abs=3)
+
+
+def test_word_corpus_vocabulary_comes_from_the_training_captions_of_a_real_corpus(tiny_flickr, tmp_path):
+    """corpus: flickr8k with word_corpus.source: synthetic: the generated word corpus shares a
+    word_vocab_fraction of the (here: 'real') corpus's training-caption words, its other words occur
+    in no caption, and the generated caption corpus is never built."""
+    cfg = write_config(tmp_path / "c.yaml", corpus="flickr8k", flickr8k={"root": str(tiny_flickr)})
+    target = "resources/synthetic/words"
+    assert planned_jobs(tmp_path, target, configfile=cfg) == {"corpus_manifest": 1, "ingest": 1, "synthetic_words": 1}
+    snakemake(tmp_path, targets=[target], configfile=cfg)
+    assert not (tmp_path / "resources/synthetic/flickr8k").exists()
+    utts = pd.read_csv(tmp_path / "results/manifests/utterances.tsv", sep="\t")
+    vocab = lambda t: {w for x in t for w in x.split()}
+    train, every = vocab(utts[utts.split == "train"].transcript), vocab(utts.transcript)
+    words = set(pd.read_csv(tmp_path / target / "words.ctm", sep=" ", names=["u", "c", "s", "d", "w"]).w)
+    assert words & every <= train  # caption words only from the training split
+    assert len(words & train) == round(TINY["word_vocab_fraction"] * len(train))
+    assert len(words - every) == TINY["extra_words"]

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from conftest import REPO, SEEDS, TINY, planned_jobs, snakemake, write_config
+from conftest import REPO, SEEDS, SHARDS, TINY, planned_jobs, snakemake, write_config
 
 
 @pytest.fixture(scope="module")
@@ -114,11 +114,13 @@ COSCOS = {"coscos_train": 2, "coscos_evaluate": 2, "coscos_tables": 1, "coscos_f
     ({"coscos": {"seeds": [0, 1]}}, COSCOS),  # seed 0 is kept: the 2 training jobs are seed 1 of each system
     ({"coscos": {"min_train_count": 3}}, {"coscos_tokens": 2, **COSCOS}),
     ({"vision": {"nms_iou": 0.4}},
-     {"vision_regions": 1, "vision_figure": 1, "vision_proposal_quality": 1, **FRAGMENT, **COSCOS}),
+     {"vision_regions": SHARDS["vision_regions"], "vision_regions_merge": 1, "vision_figure": 1,
+      "vision_proposal_quality": 1, **FRAGMENT, **COSCOS}),
     ({"speech": {"windows": {"frames": 80}}}, {"speech_windows": 2, "wordcorpus_windows": 1, **WORDNETS}),
     ({"word_corpus": {"source": "synthetic", "times": "ctm"}}, {"wordcorpus_windows": 1, **WORDNETS}),
     ({"speech": {"pocketsphinx": {"beam": 1.0e-90}}},  # both corpora are cut by the caption aligner
-     {"speech_align": 1, "speech_windows": 1, "wordcorpus_align": 1, "wordcorpus_windows": 1, **WORDNETS,
+     {"speech_align": SHARDS["speech_align"], "speech_align_merge": 1, "speech_windows": 1,
+      "wordcorpus_align": 1, "wordcorpus_windows": 1, **WORDNETS,
       "coscos_tokens": 1, **COSCOS, "coscos_train": 1, "coscos_evaluate": 1}),
 ])
 def test_changed_parameter_reruns_its_stage_and_descendants_only(tiny_run, tmp_path, change, expected):

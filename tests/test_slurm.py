@@ -13,13 +13,17 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import h5py
 import pytest
 
-from conftest import REPO, TINY, planned_jobs, snakemake, write_config
+from conftest import REPO, SHARDS, TINY, planned_jobs, snakemake, write_config
 
 # Pipeline targets run under SLURM; extend as stages land (e.g. "results/flickr8k_recall.json").
-# VGS_SLURM_TARGETS="a b" overrides them for a one-off run.
-TARGETS = os.environ.get("VGS_SLURM_TARGETS", "results/manifests/ingest_report.json resources/synthetic/words").split()
+# VGS_SLURM_TARGETS="a b" overrides them for a one-off run.  The features run as 2 one-CPU shard jobs
+# (SHARDED), which a 2-CPU node runs side by side.
+TARGETS = os.environ.get("VGS_SLURM_TARGETS", "results/manifests/ingest_report.json resources/synthetic/words "
+                                              "results/speech/fbank.h5").split()
+SHARDED = {"shards": {"speech_fbank": 2}, "speech": {"fbank": {"threads": 1}}}
 
 SLURM_DIR = REPO / "tests" / "slurm"
 # Test-only overrides of the profile: this cluster has no slurmdbd (sacct cannot answer), so
@@ -84,7 +88,7 @@ def jobcomp(state):
 def test_pipeline_runs_as_slurm_jobs(slurm_cluster, tmp_path):
     state = slurm_cluster
     cpus = int(slurm_cmd("sinfo", "-h", "-o", "%c").split()[0])
-    cfg = write_config(tmp_path / "tiny.yaml")
+    cfg = write_config(tmp_path / "tiny.yaml", **SHARDED)
     work = tmp_path / "work"
     planned = planned_jobs(work, *TARGETS, configfile=cfg)
     assert planned, "nothing to run"
@@ -102,10 +106,11 @@ def test_pipeline_runs_as_slurm_jobs(slurm_cluster, tmp_path):
     # every planned job went through sbatch, once
     assert Counter(rule for rule, *_ in jobs) == Counter(planned)
     queue = {}
-    for line in slurm_cmd("squeue", "--states=all", "--noheader", "-O", "JobID:|,State:|,Name:|,Comment:|,Partition:").splitlines():
-        jid, st, name, comment, part = (f.strip() for f in line.split("|")[:5])
-        queue[jid] = (st, name, comment, part)
-    print(slurm_cmd("squeue", "--states=all", "-o", "%.6i %.10T %.38j %.24k %.6M %.4C %.6m"))
+    for line in slurm_cmd("squeue", "--states=all", "--noheader", "-O",
+                          "JobID:|,State:|,Name:|,Comment:|,StartTime:|,EndTime:|").splitlines():
+        jid, st, name, comment, start, end = (f.strip() for f in line.split("|")[:6])
+        queue[jid] = (st, name, comment, start, end)
+    print(slurm_cmd("squeue", "--states=all", "-o", "%.6i %.10T %.38j %.40k %.4C %.6m %.19S %.19e"))
     comp = jobcomp(state)
     ctld = (state / "slurmctld.log").read_text()
     for rule, threads, res, sid in jobs:
@@ -130,6 +135,14 @@ def test_pipeline_runs_as_slurm_jobs(slurm_cluster, tmp_path):
     for rule, *_ in jobs:
         assert list((work / "results/benchmarks").glob(f"{rule}*.tsv")), rule  # + wildcards, if any
 
+    # the two one-CPU feature shards ran as two SLURM jobs at the same time on the 2-CPU node
+    shards = [sid for rule, threads, _, sid in jobs if rule == "speech_fbank"]
+    assert len(shards) == 2 and all(t == 1 for rule, t, *_ in jobs if rule == "speech_fbank")
+    (s1, e1), (s2, e2) = (queue[sid][3:5] for sid in shards)
+    print(f"feature shards: SLURM jobs {shards[0]} {s1} .. {e1} and {shards[1]} {s2} .. {e2}")
+    assert s1 < e2 and s2 < e1, "the shard jobs did not overlap in time"
+    assert h5py.File(work / "results/speech/fbank.h5", "r")["feats"].__len__() == 5 * TINY["images"]
+
 
 @pytest.mark.slurm
 def test_gpu_resource_becomes_a_slurm_gpu_allocation(slurm_cluster, tmp_path):
@@ -152,7 +165,7 @@ def test_gpu_resource_becomes_a_slurm_gpu_allocation(slurm_cluster, tmp_path):
 
 def test_local_profile_runs_the_pipeline(tmp_path):
     """profiles/local: same targets on this machine; its default resources reach every job."""
-    cfg = write_config(tmp_path / "tiny.yaml")
+    cfg = write_config(tmp_path / "tiny.yaml", **SHARDED)
     proc = snakemake(tmp_path, "--workflow-profile", str(REPO / "profiles" / "local"), targets=TARGETS, configfile=cfg)
     log = proc.stdout + proc.stderr
     assert "SLURM" not in log and not (tmp_path / ".snakemake" / "slurm_logs").exists()
@@ -161,3 +174,18 @@ def test_local_profile_runs_the_pipeline(tmp_path):
     report = json.loads((tmp_path / "results/manifests/ingest_report.json").read_text())
     assert report["images"] == TINY["images"] and report["utterances"] == 5 * TINY["images"]
     assert (tmp_path / "resources/synthetic/words/words.ctm").stat().st_size > 0
+
+
+def test_slurm_dry_run_at_flickr8k_size_lists_every_shard_job(tmp_path):
+    """profiles/slurm -n at the flickr8k preset (8000 images): one SLURM job per shard of every
+    sharded stage, each with its own resources (no cluster needed for a dry run)."""
+    cfg = write_config(tmp_path / "f8k.yaml", synthetic={"preset": "flickr8k"})
+    proc = snakemake(tmp_path, "--workflow-profile", str(REPO / "profiles" / "slurm"), "-n", configfile=cfg)
+    log = proc.stdout + proc.stderr
+    stats = dict(re.findall(r"^(\w+)\s+(\d+)$", log.split("Job stats:")[1], re.M))
+    aligners = 2  # the main aligner and the oracle (synthetic corpus)
+    assert int(stats["speech_align"]) == aligners * SHARDS["speech_align"]
+    for stage in ("speech_fbank", "vision_regions"):
+        assert int(stats[stage]) == SHARDS[stage] and int(stats[f"{stage}_merge"]) == 1
+    n = SHARDS["vision_regions"]
+    assert all(f"wildcards: scatteritem={i}-of-{n}" in log for i in range(1, n + 1))

@@ -423,7 +423,7 @@ def test_word_corpus_without_transcript_is_a_named_error(corpus, tmp_path):
 @pytest.mark.slow
 def test_parameter_change_reruns_only_its_stage(tmp_path):
     """End to end on the tiny corpus, then `snakemake -n` after each kind of parameter change."""
-    from conftest import planned_jobs, snakemake, write_config
+    from conftest import SHARDS, planned_jobs, snakemake, write_config
 
     targets = ["results/speech/pocketsphinx/caption_windows.h5",
                "results/speech/oracle/caption_windows.h5", "results/wordcorpus/windows.h5"]
@@ -435,10 +435,11 @@ def test_parameter_change_reruns_only_its_stage(tmp_path):
     cases = {"windows": ({"windows": {"dtype": "float16"}},
                          {"speech_windows": 2, "wordcorpus_windows": 1}),
              "fbank": ({"fbank": {"normalise": "per_bin"}},
-                       {"speech_fbank": 1, "wordcorpus_fbank": 1, "speech_windows": 2,
-                        "wordcorpus_windows": 1}),
-             "align": ({"pocketsphinx": {"beam": 1e-90}}, {"speech_align": 1, "speech_windows": 1,
-                                                          "wordcorpus_align": 1, "wordcorpus_windows": 1}),
+                       {"speech_fbank": SHARDS["speech_fbank"], "speech_fbank_merge": 1, "wordcorpus_fbank": 1,
+                        "speech_windows": 2, "wordcorpus_windows": 1}),
+             "align": ({"pocketsphinx": {"beam": 1e-90}},
+                       {"speech_align": SHARDS["speech_align"], "speech_align_merge": 1, "speech_windows": 1,
+                        "wordcorpus_align": 1, "wordcorpus_windows": 1}),
              "threads": ({"fbank": {"threads": 1}, "align_threads": 1}, {})}
     for name, (change, expected) in cases.items():
         cfg = write_config(tmp_path / f"{name}.yaml", speech=change)

@@ -17,7 +17,7 @@ from vgs.vision import quality, regions, stage, store
 
 PARAMS = dict(encoder="lite0", input_size=224, detections=19, strategy="single", max_side=500,
               ss_k=200, ss_sigma=0.8, min_side_frac=0.1, min_area_frac=0.02, dedup_iou=0.8,
-              max_candidates=12, context_pad=16, nms_iou=0.5, nms_per_class=True, top_k=5,
+              max_candidates=12, scoring="crops", context_pad=16, nms_iou=0.5, nms_per_class=True, top_k=5,
               batch_size=32, max_bad_fraction=0.5, hdf5=dict(chunk_images=2, gzip_level=4),
               convmap=dict(size=448, dtype="float16"))
 
@@ -265,6 +265,40 @@ def test_convmap_store(corpus, onnx_path, tmp_path):
     ref = enc.OnnxEncoder(onnx_path).run(enc.preprocess(np.stack([prop.full_frame(
         regions.load_image(corpus / f"img{i}.jpg"), 224) for i in range(4)])), ("features",))["features"]
     np.testing.assert_allclose(cm.mean(axis=(2, 3)), ref, atol=2e-2)
+
+
+def test_box_means_are_exact_area_weighted_means():
+    f = np.random.default_rng(0).normal(size=(3, 4, 5))  # C=3 over a 4x5 grid; image 50x40: 10 px cells
+    np.testing.assert_allclose(prop.box_means(f, [[10, 0, 30, 20]], 50, 40)[0], f[:, :2, 1:3].mean((1, 2)))
+    np.testing.assert_allclose(prop.box_means(f, [[5, 0, 15, 10]], 50, 40)[0], f[:, 0, :2].mean(1))  # half cells
+    np.testing.assert_allclose(prop.box_means(f, [[0, 0, 50, 40]], 50, 40)[0], f.mean((1, 2)))
+    np.testing.assert_allclose(prop.box_means(f, [[12, 10, 17, 13]], 50, 40)[0], f[:, 1, 1])  # inside one cell
+
+
+def test_convmap_scoring_crops_only_the_kept_detections(corpus, onnx_path, tmp_path):
+    """scoring: convmap ranks every candidate by its box's mean over one conv map through the
+    model's own classifier (whole box = the model's own logits), then encodes only the kept."""
+    runner = enc.OnnxEncoder(onnx_path)
+    W, b = runner.head()
+    img = regions.load_image(corpus / "img2.jpg")
+    out = runner.run(enc.preprocess(prop.full_frame(img, 224)[None]), ("convmap", "features", "logits"))
+    whole = prop.box_means(out["convmap"][0], [[0, 0, img.shape[1], img.shape[0]]], img.shape[1], img.shape[0])
+    np.testing.assert_allclose(whole[0], out["features"][0], atol=1e-5)
+    np.testing.assert_allclose(whole[0] @ W.T + b, out["logits"][0], atol=1e-3)
+
+    p = dict(PARAMS, scoring="convmap", max_candidates=0, detections=5)
+    rep = stage.build_regions(corpus / "images.tsv", onnx_path, tmp_path / "r.h5", tmp_path / "s.json", p,
+                              score_onnx=onnx_path)
+    assert rep["scoring"] == "convmap" and rep["mean_crops_encoded"] <= 1 + p["detections"]
+    assert rep["mean_candidates_scored"] > rep["mean_crops_encoded"]
+    r = store.read_regions(tmp_path / "r.h5")
+    assert (r["n_proposals"] >= 1).all()
+    i = list(r["image_ids"]).index("img2")
+    n = r["n_proposals"][i]
+    crops = regions.region_crops(img, r["boxes"][i, 1:n + 1].astype(int), 224, p["context_pad"])
+    ref = runner.run(enc.preprocess(crops), ("features", "logits"))
+    np.testing.assert_allclose(r["features"][i, :n + 1], ref["features"], atol=1e-4)  # the kept boxes' own crops
+    np.testing.assert_allclose(r["scores"][i, :n + 1], enc.softmax(ref["logits"].astype(np.float64)).max(1), atol=1e-5)
 
 
 # --- proposal quality -------------------------------------------------------------------------

@@ -181,3 +181,50 @@ def save_checkpoint(path, fingerprint, model, optimizer, state):
     with atomic_path(path) as tmp:
         torch.save(to_cpu({"fingerprint": fingerprint, "model": model.state_dict(), "optim": optimizer.state_dict(),
                            "state": state}), tmp)
+
+
+def shard_slice(n, scatteritem=None):
+    """Rows of shard `scatteritem` ("i-of-k", Snakemake's scattergather wildcard) among n items:
+    the i-th of k contiguous, in-order slices (None: all rows), so the shards concatenated in
+    order are the unsharded order.  Shards may be empty when k > n."""
+    if scatteritem is None:
+        return slice(0, n)
+    i, k = (int(x) for x in str(scatteritem).split("-of-"))
+    if not 1 <= i <= k:
+        raise ValueError(f"shard {scatteritem!r}: need 1 <= i <= k")
+    return slice(n * (i - 1) // k, n * i // k)
+
+
+def concat_h5(parts, out, attrs=None, block_rows=256):
+    """Concatenate the datasets of HDF5 files `parts` along their first axis into `out`
+    (atomically), in order, `block_rows` rows at a time (memory bounded); each dataset keeps the
+    dtype, chunk shape and filters of its first appearance.  A dataset missing from a part with
+    no rows (an empty shard) is fine.  File attributes: the first part's, updated by `attrs`."""
+    import h5py
+
+    srcs = [open_h5(p) for p in parts]
+    try:
+        names = list(dict.fromkeys(k for s in srcs for k in s.keys()))
+        with atomic_path(out) as tmp, h5py.File(tmp, "w") as dst:
+            for name in names:
+                have = [s[name] for s in srcs if name in s]
+                first = have[0]
+                n = sum(d.shape[0] for d in have)
+                filters = dict(compression=first.compression, compression_opts=first.compression_opts,
+                               shuffle=first.shuffle) if first.compression else {}
+                chunks = None if first.chunks is None else (min(first.chunks[0], max(n, 1)), *first.chunks[1:])
+                d = dst.create_dataset(name, (n, *first.shape[1:]), first.dtype, chunks=chunks,
+                                       **filters)
+                row = 0
+                for src in have:
+                    for i in range(0, src.shape[0], block_rows):
+                        block = src[i:i + block_rows]
+                        d[row:row + len(block)] = block
+                        row += len(block)
+                d.attrs.update(dict(first.attrs))
+            if srcs:
+                dst.attrs.update(dict(srcs[0].attrs))
+            dst.attrs.update(attrs or {})
+    finally:
+        for s in srcs:
+            s.close()

@@ -92,7 +92,7 @@ def extract_features(items, cfg, out_h5, report_json, threads=1, ark=None, scp=N
     t0 = time.time()
     partial = f"{out_h5}.partial"
     sig = json.dumps(cfg, sort_keys=True)
-    skipped, n_res, n_mix, audio_s, frames, reused = [], 0, 0, 0.0, 0, 0
+    skipped, n_res, n_mix, reused = [], 0, 0, 0
     signal = {"clipped": [], "silent": []}  # kept (features exist) but worth knowing
     sources = {key: file_signature(path) for key, path in items}
     with open_partial(partial) as h5:
@@ -127,31 +127,63 @@ def extract_features(items, cfg, out_h5, report_json, threads=1, ark=None, scp=N
         for k, v in cfg.items():
             h5.attrs[k] = v
         h5.attrs["layout"] = "feats/<utt_id>: (T, num_mel_bins) float32; frame i centred at 10*i+5 ms"
-        for k in g:
-            audio_s += g[k].attrs["duration"]
-            frames += g[k].shape[0]
-        n_stored = len(g)
     os.replace(partial, out_h5)
     if n_res or n_mix:
         log.info("converted audio: %d resampled to %d Hz, %d downmixed to mono", n_res,
                  cfg["sample_rate"], n_mix)
+    counts = {"utterances": len(items), "reused_from_partial_run": reused, "skips": skipped,
+              "resampled": n_res, "downmixed": n_mix, "clipped_utterances": signal["clipped"],
+              "silent_utterances": signal["silent"]}
+    return _finish(counts, cfg, out_h5, report_json, ark, scp, time.time() - t0)
+
+
+def _finish(counts, cfg, out_h5, report_json, ark, scp, wall):
+    """Kaldi copy and report of a finished feature file; `counts` are additive over shards."""
     if ark:
         write_kaldi(out_h5, ark, scp)
-    wall = time.time() - t0
-    report = {"utterances": len(items), "stored": n_stored, "reused_from_partial_run": reused,
-              "skipped": len(skipped), "skips": skipped, "resampled": n_res, "downmixed": n_mix,
-              "clipped": len(signal["clipped"]), "clipped_utterances": sorted(signal["clipped"]),
-              "silent": len(signal["silent"]), "silent_utterances": sorted(signal["silent"]),
+    with open_h5(out_h5) as h5:
+        g = h5["feats"]
+        n_stored, frames = len(g), sum(g[k].shape[0] for k in g)
+        audio_s = sum(g[k].attrs["duration"] for k in g)
+    c = counts
+    report = {"utterances": c["utterances"], "stored": n_stored,
+              "reused_from_partial_run": c["reused_from_partial_run"],
+              "skipped": len(c["skips"]), "skips": c["skips"], "resampled": c["resampled"],
+              "downmixed": c["downmixed"], "clipped": len(c["clipped_utterances"]),
+              "clipped_utterances": sorted(c["clipped_utterances"]), "silent": len(c["silent_utterances"]),
+              "silent_utterances": sorted(c["silent_utterances"]),
               "frames": frames, "audio_seconds": round(float(audio_s), 2), "wall_seconds": round(wall, 2),
               "x_real_time": round(float(audio_s) / max(wall, 1e-9), 1),
               "h5_bytes": os.path.getsize(out_h5),
               "ark_bytes": os.path.getsize(ark) if ark else None, "settings": cfg}
     log.info("%d utterances, %d frames, %.0f s audio in %.1f s (%.0f x real time), %d skipped, "
-             "h5 %.1f MB", n_stored, frames, audio_s, wall, report["x_real_time"], len(skipped),
+             "h5 %.1f MB", n_stored, frames, audio_s, wall, report["x_real_time"], report["skipped"],
              report["h5_bytes"] / 1e6)
     with atomic_path(report_json) as tmp:
         tmp.write_text(json.dumps(report, indent=2) + "\n")
     return report
+
+
+def merge_features(shard_h5s, shard_reports, out_h5, report_json, ark=None, scp=None):
+    """One feature file (+ Kaldi ark/scp and report) from the shards' (extract_features on
+    consecutive slices of the items): the same datasets, attributes and report as one run."""
+    import h5py
+
+    parts = [json.loads(open(p).read()) for p in shard_reports]
+    with atomic_path(out_h5) as tmp, h5py.File(tmp, "w") as dst:
+        g = dst.create_group("feats")
+        for i, path in enumerate(shard_h5s):
+            with open_h5(path) as src:
+                if i == 0:
+                    dst.attrs.update(dict(src.attrs))
+                for k in src["feats"]:
+                    src.copy(src["feats"][k], g, name=k)
+    counts = {k: sum(p[k] for p in parts)
+              for k in ("utterances", "reused_from_partial_run", "resampled", "downmixed")}
+    counts.update({k: [x for p in parts for x in p[k]]
+                   for k in ("skips", "clipped_utterances", "silent_utterances")})
+    return _finish(counts, parts[0]["settings"], out_h5, report_json, ark, scp,
+                   sum(p["wall_seconds"] for p in parts))
 
 
 def write_kaldi(h5_path, ark, scp):

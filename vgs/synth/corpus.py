@@ -154,14 +154,13 @@ def degrade_speech(clean, out_dir, seed, noise, reverb, threads=1):
     log.info("degraded %d recordings: noise %s, reverb %s", len(clean), noise, reverb)
 
 
-def caption_vocabulary(token_file):
-    """Sorted word types of a Flickr8k.token.txt (lower case, punctuation tokens dropped)."""
-    from vgs.corpus.flickr import normalise
-
-    words = set()
-    for line in Path(token_file).read_text().splitlines():
-        words.update(normalise(line.split("\t", 1)[1]).split())
-    return sorted(words)
+def caption_vocabulary(utterances_tsv, split=None):
+    """Sorted word types of the transcripts in an ingest manifest (utterances.tsv), of one split
+    or of all."""
+    u = pd.read_csv(utterances_tsv, sep="\t", dtype={"transcript": str, "split": str}, keep_default_na=False)
+    if split is not None:
+        u = u[u["split"] == split]
+    return sorted({w for t in u["transcript"] for w in t.split()})
 
 
 def extra_words(exclude):
@@ -173,20 +172,24 @@ def extra_words(exclude):
     return sorted(w for w in words if w in known and w not in exclude)
 
 
-def build_words(root, flickr_root, preset, seed, threads=1, words_per_utt=8):
+def build_words(root, utterances_tsv, preset, seed, threads=1, words_per_utt=8):
     """The word corpus (WSJ's role): continuous phrases of vocabulary words by voices disjoint from the
     caption voices, each word >= preset['word_tokens'] times, as a Kaldi data dir with a word CTM.
+
+    Its vocabulary: a `word_vocab_fraction` share of the training captions' words of the corpus in
+    use (the manifest `utterances_tsv` of ingest, generated or real), plus `extra_words` everyday
+    words that occur in no caption of any split.
 
     Phrases rather than one-word recordings because the paper's WSJ words are cut from read sentences,
     and in-sentence words are much shorter than isolated ones (see shared notes)."""
     t0 = time.time()
-    root, flickr_root = Path(root), Path(flickr_root)
+    root = Path(root)
     (root / "wav").mkdir(parents=True, exist_ok=True)
-    caption_vocab = caption_vocabulary(flickr_root / "Flickr8k_text" / "Flickr8k.token.txt")
+    train_vocab = caption_vocabulary(utterances_tsv, "train")
     rng = _rng(seed, 5)
-    n_shared = round(preset["word_vocab_fraction"] * len(caption_vocab))
-    shared = sorted(rng.choice(caption_vocab, n_shared, replace=False)) if n_shared else []
-    extra = extra_words(set(caption_vocab))
+    n_shared = round(preset["word_vocab_fraction"] * len(train_vocab))
+    shared = sorted(rng.choice(train_vocab, n_shared, replace=False)) if n_shared else []
+    extra = extra_words(set(caption_vocabulary(utterances_tsv)))
     extra = sorted(rng.choice(extra, min(preset["extra_words"], len(extra)), replace=False))
     vocab = np.array(shared + extra)
     tokens = np.concatenate([rng.permutation(vocab) for _ in range(preset["word_tokens"])])
@@ -209,7 +212,7 @@ def build_words(root, flickr_root, preset, seed, threads=1, words_per_utt=8):
         for u, _, _, _, (_, times) in rows:
             f.writelines(f"{u} 1 {s:.3f} {e - s:.3f} {w}\n" for w, s, e in times)
     hours = sum(d for *_, (d, _) in rows) / 3600
-    log.info("synthetic word corpus: %d words (%d shared with captions), %d tokens, %d utterances, "
+    log.info("synthetic word corpus: %d words (%d shared with training captions), %d tokens, %d utterances, "
              "%d voices, %.2f h in %.1f s", len(vocab), len(shared), len(tokens), len(rows), len(voices),
              hours, time.time() - t0)
     return {"vocabulary": len(vocab), "shared_with_captions": len(shared), "tokens": len(tokens),

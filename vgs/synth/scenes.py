@@ -65,11 +65,11 @@ def emoji_font():
                             "fonts-noto-color-emoji (envs/apt.txt; ./vgs setup does)")
 
 
-def _background(name, size, rng):
+def _background(name, w, h, rng):
     top, bottom, noise = BACKGROUNDS[name]
-    t = np.linspace(0, 1, size)[:, None, None]
+    t = np.linspace(0, 1, h)[:, None, None]
     img = (1 - t) * np.array(top) + t * np.array(bottom)
-    img = np.broadcast_to(img, (size, size, 3)) + rng.normal(0, noise, (size, size, 3))
+    img = np.broadcast_to(img, (h, w, 3)) + rng.normal(0, noise, (h, w, 3))
     return Image.fromarray(np.clip(img, 0, 255).astype(np.uint8), "RGB")
 
 
@@ -81,13 +81,15 @@ def _overlap(a, b):
 
 
 def sample_scene(rng, categories, size, n_range, emoji, max_overlap=0.2):
-    """Draw a scene spec and render it. Returns (PIL image, Scene).
+    """Draw a scene spec and render it on a `size` (side, or [width, height]) image.  Returns
+    (PIL image, Scene).  Object sides are a share of the shorter image side.
 
     Objects are placed so that no box covers more than `max_overlap` of another (objects stay
     visible and their ground-truth boxes stay meaningful); about one scene in four repeats
     a category so the captions can count ("two dogs")."""
+    w, h = (size, size) if np.isscalar(size) else size
     bg = list(BACKGROUNDS)[rng.integers(len(BACKGROUNDS))]
-    img = _background(bg, size, rng)
+    img = _background(bg, w, h, rng)
     n = int(rng.integers(n_range[0], n_range[1] + 1))
     cats = list(rng.choice(categories, size=n, replace=False)) if n <= len(categories) else []
     if n > 1 and rng.random() < 0.25:
@@ -104,9 +106,9 @@ def sample_scene(rng, categories, size, n_range, emoji, max_overlap=0.2):
         glyph = glyph.rotate(float(rng.uniform(-20, 20)), resample=Image.BICUBIC, expand=True)
         for _ in range(30):
             scale = float(rng.uniform(0.22, 0.5))
-            side = max(8, int(scale * size))
+            side = max(8, int(scale * min(w, h)))
             g = glyph.resize((side, max(8, int(side * glyph.height / glyph.width))), Image.LANCZOS)
-            x, y = int(rng.integers(0, size - g.width + 1)), int(rng.integers(0, size - g.height + 1))
+            x, y = int(rng.integers(0, w - g.width + 1)), int(rng.integers(0, h - g.height + 1))
             bx = g.getbbox()
             box = (x + bx[0], y + bx[1], x + bx[2], y + bx[3])
             if all(_overlap(box, o.box) <= max_overlap for o in scene.objects):

@@ -128,6 +128,18 @@ class OnnxEncoder:
             raise CacheError(path, "ONNX model", e) from e
         log.info("onnxruntime providers for %s: %s", path.name, self.session.get_providers())
         self.size = int(self.session.get_inputs()[0].shape[2])
+        self.path = path
+
+    def head(self):
+        """The classifier (W (1000, 1280), b (1000,)) that maps the pooled conv map to `logits`,
+        read from the model file: applied to a box's mean over the conv map it scores the box."""
+        import onnx
+        from onnx import numpy_helper
+
+        graph = onnx.load(str(self.path)).graph
+        gemm = next(n for n in graph.node if n.op_type == "Gemm" and "logits" in n.output)
+        init = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
+        return init[gemm.input[1]].astype(np.float64), init[gemm.input[2]].astype(np.float64)
 
     def run(self, x, outputs=("features", "logits"), batch_size=64):
         """x float32 (N, 3, S, S) -> dict name -> array, run in batches."""

@@ -101,6 +101,27 @@ def warp_regions(image, boxes, size, context_pad=16, fill=127):
     return out
 
 
+def box_means(fmap, boxes, width, height):
+    """Mean of a (C, H, W) feature map of a whole width x height image over each box (K, 4) in
+    image pixels -> (K, C).  Map cells are constant patches, so the integral image interpolated
+    bilinearly at the box corners is exact: an area-weighted mean from one cumulative sum."""
+    C, H, W = fmap.shape
+    S = np.zeros((H + 1, W + 1, C))
+    S[1:, 1:] = np.asarray(fmap, np.float64).transpose(1, 2, 0).cumsum(0).cumsum(1)
+    b = np.asarray(boxes, np.float64).reshape(-1, 4) * [W / width, H / height, W / width, H / height]
+    b = np.clip(b, 0, [W, H, W, H])
+
+    def integral(x, y):
+        i, j = np.minimum(x.astype(np.int64), W - 1), np.minimum(y.astype(np.int64), H - 1)
+        fx, fy = (x - i)[:, None], (y - j)[:, None]
+        return ((1 - fx) * (1 - fy) * S[j, i] + fx * (1 - fy) * S[j, i + 1]
+                + (1 - fx) * fy * S[j + 1, i] + fx * fy * S[j + 1, i + 1])
+
+    x0, y0, x1, y1 = b.T
+    total = integral(x1, y1) - integral(x0, y1) - integral(x1, y0) + integral(x0, y0)
+    return total / np.maximum((x1 - x0) * (y1 - y0), 1e-9)[:, None]
+
+
 def full_frame(image, size):
     """The whole image resized to size x size (no context: there is none); a plain direct forward."""
     h, w = image.shape[:2]

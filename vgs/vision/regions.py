@@ -87,60 +87,96 @@ def region_crops(image, boxes, size, context_pad):
                            prop.warp_regions(image, boxes, size, context_pad)])
 
 
-def select_regions(width, height, boxes, features, logits, p):
-    """R-CNN selection from the CNN outputs of region_crops(): score = max class probability,
-    greedy NMS (per top-1 class if nms_per_class, as R-CNN), keep the best `detections`, add the
-    whole frame as row 0 and pad with copies of it.
+def nms_order(width, height, boxes, probs, p):
+    """Indices of the kept detections among `boxes`, best first: score = max class probability
+    (`probs` one row per box), greedy NMS (per top-1 class if nms_per_class, as R-CNN), at most
+    `detections`."""
+    if not len(boxes):
+        return np.zeros(0, np.int64)
+    # shifting each box by (top-1 class id x image size) keeps classes from suppressing each other
+    shift = probs.argmax(axis=1)[:, None] * (max(width, height) + 1) if p["nms_per_class"] else 0
+    return prop.nms(boxes + shift, probs.max(axis=1), p["nms_iou"], p["detections"])
+
+
+def region_rows(width, height, boxes, features, logits, p):
+    """The R store rows of one image from the CNN outputs of region_crops(image, boxes): row 0
+    the whole frame, rows 1..n the n kept `boxes` (best first), then copies of row 0.
 
     -> dict of per-region arrays (boxes, features, scores, top_classes, top_probs) with R rows,
     and n_proposals (real detections kept)."""
-    R, k = p["detections"] + 1, p["top_k"]
+    R, k, n = p["detections"] + 1, p["top_k"], len(boxes)
     probs = enc.softmax(np.asarray(logits, np.float64))
-    scores = probs.max(axis=1)
-    if len(boxes):
-        # shifting each box by (top-1 class id x image size) keeps classes from suppressing each other
-        shift = probs[1:].argmax(axis=1)[:, None] * (max(width, height) + 1) if p["nms_per_class"] else 0
-        kept = 1 + prop.nms(boxes + shift, scores[1:], p["nms_iou"], p["detections"])
-    else:
-        kept = np.zeros(0, np.int64)
-    n = len(kept)
-    rows = np.concatenate([[0], kept, np.zeros(R - 1 - n, np.int64)])  # pad with the full frame
+    rows = np.concatenate([np.arange(n + 1), np.zeros(R - 1 - n, np.int64)])  # pad with the full frame
     all_boxes = np.concatenate([[[0, 0, width, height]], np.reshape(boxes, (-1, 4))]).astype(np.float32)
     top = np.argsort(-probs[rows], axis=1, kind="stable")[:, :k]
     return dict(
         boxes=all_boxes[rows],
         features=np.asarray(features, np.float32)[rows],
-        scores=scores[rows].astype(np.float32),
+        scores=probs.max(axis=1)[rows].astype(np.float32),
         top_classes=top.astype(np.int16),
         top_probs=np.take_along_axis(probs[rows], top, axis=1).astype(np.float32),
         n_proposals=n,
     )
 
 
-def _encode_group(group, runner, p):
-    """One CNN pass over the crops of several images (full batches even with few crops each)."""
-    crops = [region_crops(c.image, c.boxes, runner.size, p["context_pad"]) for c in group]
+def select_regions(width, height, boxes, features, logits, p):
+    """R-CNN selection (scoring: crops) from the CNN outputs of region_crops() over every
+    candidate: NMS on the crops' own scores, then the store rows (region_rows)."""
+    kept = nms_order(width, height, boxes, enc.softmax(np.asarray(logits, np.float64))[1:], p)
+    rows = np.concatenate([[0], 1 + kept])
+    return region_rows(width, height, np.reshape(boxes, (-1, 4))[kept], np.asarray(features)[rows],
+                       np.asarray(logits)[rows], p)
+
+
+def map_scores(scorer, head, group):
+    """Class probabilities of every candidate of each image from one whole-image CNN pass
+    (scoring: convmap): the box's mean over the last conv map, through the classifier `head`."""
+    maps = scorer.run(enc.preprocess(np.stack([prop.full_frame(c.image, scorer.size) for c in group])),
+                      ("convmap",))["convmap"]
+    W, b = head
+    return [enc.softmax(prop.box_means(m, c.boxes, c.image.shape[1], c.image.shape[0]) @ W.T + b)
+            for c, m in zip(group, maps)]
+
+
+def _encode_group(group, runner, p, scorer=None, head=None):
+    """One CNN pass over the crops of several images (full batches even with few crops each).
+
+    scoring crops: every candidate is cropped and scored by its own CNN pass (R-CNN).
+    scoring convmap: candidates are scored from one conv map per image (map_scores), and only
+    the kept detections are cropped for their features."""
+    if scorer is not None:
+        boxes = [c.boxes[nms_order(c.image.shape[1], c.image.shape[0], c.boxes, pr, p)]
+                 for c, pr in zip(group, map_scores(scorer, head, group))]
+    else:
+        boxes = [c.boxes for c in group]
+    crops = [region_crops(c.image, bx, runner.size, p["context_pad"]) for c, bx in zip(group, boxes)]
     out = runner.run(enc.preprocess(np.concatenate(crops)), ("features", "logits"), p["batch_size"])
     ends = np.cumsum([len(x) for x in crops])[:-1]
     feats, logits = np.split(out["features"], ends), np.split(out["logits"], ends)
-    return [select_regions(c.image.shape[1], c.image.shape[0], c.boxes, f, l, p)
-            for c, f, l in zip(group, feats, logits)]
+    pick = region_rows if scorer is not None else select_regions
+    return [pick(c.image.shape[1], c.image.shape[0], bx, f, l, p)
+            for c, bx, f, l in zip(group, boxes, feats, logits)], sum(map(len, crops))
 
 
-def extract(items, runner, p, sink, threads=1, progress=None):
+def extract(items, runner, p, sink, threads=1, progress=None, scorer=None):
     """Run the stage over (image_id, path) items, handing each finished image to `sink(id, result)`.
 
     Proposal generation (OpenCV, releases the GIL) runs in a thread pool ahead of the CNN; crops
-    of consecutive images are pooled until a CNN batch is full.  Returns per-run statistics;
-    undecodable images are skipped, counted and logged."""
-    stats = dict(images=0, skipped=[], candidates=0, raw_boxes=0, proposals=0, padded_images=0,
-                 proposal_s=0.0, cnn_s=0.0)
+    of consecutive images are pooled until a CNN batch is full.  `scorer`: the encoder whose conv
+    map scores the candidates (scoring: convmap); None scores each candidate's crop.  Returns
+    per-run statistics; undecodable images are skipped, counted and logged."""
+    stats = dict(images=0, skipped=[], candidates=0, crops=0, raw_boxes=0, proposals=0,
+                 padded_images=0, proposal_s=0.0, cnn_s=0.0)
+    head = scorer.head() if scorer is not None else None
+    n_crops = ((lambda c: 1 + min(len(c.boxes), p["detections"])) if scorer is not None
+               else (lambda c: 1 + len(c.boxes)))
     group = []
 
     def run_group():
         t0 = time.perf_counter()
-        results = _encode_group(group, runner, p)
+        results, crops = _encode_group(group, runner, p, scorer, head)
         stats["cnn_s"] += time.perf_counter() - t0
+        stats["crops"] += crops
         for c, res in zip(group, results):
             stats["images"] += 1
             stats["candidates"] += len(c.boxes)
@@ -162,7 +198,7 @@ def extract(items, runner, p, sink, threads=1, progress=None):
                     progress.update(1)
                 continue
             group.append(c)
-            if sum(len(g.boxes) + 1 for g in group) >= p["batch_size"]:
+            if sum(map(n_crops, group)) >= p["batch_size"]:
                 run_group()
         if group:
             run_group()

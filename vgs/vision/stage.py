@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from vgs.runtime import atomic_path, file_signature, open_h5
+from vgs.runtime import atomic_path, concat_h5, file_signature, open_h5, shard_slice
 
 from . import encoder as enc
 from . import proposals as prop
@@ -36,10 +36,20 @@ def _check_skips(n_skipped, n_total, max_fraction, what):
                            f"(> max_bad_fraction {max_fraction}); see the log for the files")
 
 
-def build_regions(manifest, onnx_path, out_h5, stats_json, params, threads=1):
-    """results/vision/regions.h5 from the image manifest (see vgs.vision.store for the layout)."""
+def build_regions(manifest, onnx_path, out_h5, stats_json, params, threads=1, shard=None,
+                  score_onnx=None):
+    """results/vision/regions.h5 from the image manifest (see vgs.vision.store for the layout),
+    or, with `shard` ("i-of-k"), the region store of that slice of it; the undecodable-image
+    limit is then checked by merge_regions over all shards.  `score_onnx`: the encoder at
+    score_map_size whose conv map scores the candidates (params scoring: convmap)."""
     df = read_manifest(manifest)
+    df = df.iloc[shard_slice(len(df), shard)]
     runner = enc.OnnxEncoder(onnx_path, threads)
+    scorer = None
+    if params["scoring"] == "convmap":
+        if not score_onnx:
+            raise ValueError("scoring: convmap needs the score-map encoder (score_onnx)")
+        scorer = enc.OnnxEncoder(score_onnx, threads)
     attrs = dict(encoder=f"efficientnet-{params['encoder']}", input_size=runner.size,
                  feature_dim=enc.FEATURE_DIM, regions=params["detections"] + 1,
                  config=json.dumps(params, sort_keys=True),
@@ -50,55 +60,93 @@ def build_regions(manifest, onnx_path, out_h5, stats_json, params, threads=1):
                           params["hdf5"]["chunk_images"], params["hdf5"]["gzip_level"],
                           sources={i: file_signature(p) for i, p in zip(df["image_id"], df["path"])})
     todo = [(i, p) for i, p in zip(df["image_id"], df["path"]) if i not in writer.done_ids]
-    log.info("%d images in %s, %d to do (%d resumed), encoder %s at %d px, %d threads",
-             len(df), manifest, len(todo), len(df) - len(todo), params["encoder"], runner.size, threads)
+    log.info("%d images in %s%s, %d to do (%d resumed), encoder %s at %d px, %d threads",
+             len(df), manifest, f" shard {shard}" if shard else "", len(todo), len(df) - len(todo),
+             params["encoder"], runner.size, threads)
     t0, c0 = time.perf_counter(), time.process_time()
     try:
         with tqdm(total=len(todo), desc="regions", unit="img", mininterval=5) as bar:
-            stats = extract(todo, runner, params, writer.add, threads, bar)
-        _check_skips(len(stats["skipped"]), len(df), params["max_bad_fraction"], manifest)
-        wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+            stats = extract(todo, runner, params, writer.add, threads, bar, scorer)
+        if shard is None:
+            _check_skips(len(stats["skipped"]), len(df), params["max_bad_fraction"], manifest)
+        stats.update(wall_s=time.perf_counter() - t0, cpu_s=time.process_time() - c0,
+                     resumed=len(df) - len(todo), manifest_images=len(df))
         writer.publish({"skipped": json.dumps(stats["skipped"])})
     except BaseException:
         writer.close()
         raise
-    n = stats["images"]
-    size = Path(out_h5).stat().st_size
-    with open_h5(out_h5) as h5:
+    return regions_report(stats, params, runner.size, threads, out_h5, stats_json)
+
+
+def regions_report(totals, params, size, threads, h5_path, stats_json):
+    """regions_stats.json from additive totals (those of extract() + wall_s, cpu_s, resumed,
+    manifest_images), kept in it under `totals` so that shards' reports can be summed."""
+    t, n = totals, totals["images"]
+    bytes_ = Path(h5_path).stat().st_size
+    with open_h5(h5_path) as h5:
         n_total = h5["image_ids"].shape[0]
     report = dict(
-        encoder=params["encoder"], input_size=runner.size, strategy=params["strategy"], threads=threads,
-        images_total=n_total, images_this_run=n, resumed=len(df) - len(todo), skipped=stats["skipped"],
-        wall_s=round(wall, 2), images_per_s=round(n / wall, 3) if wall else None,
-        s_per_image=round(wall / n, 3) if n else None,
+        encoder=params["encoder"], input_size=size, strategy=params["strategy"],
+        scoring=params["scoring"], threads=threads,
+        images_total=n_total, images_this_run=n, resumed=t["resumed"], skipped=t["skipped"],
+        wall_s=round(t["wall_s"], 2), images_per_s=round(n / t["wall_s"], 3) if t["wall_s"] else None,
+        s_per_image=round(t["wall_s"] / n, 3) if n else None,
         # CPU seconds of this process (all threads): with cores shared, wall time overstates cost
-        cpu_s_per_image=round(cpu / n, 3) if n else None, load_avg_1min=round(os.getloadavg()[0], 2),
-        crops_per_s=round((stats["candidates"] + n) / stats["cnn_s"], 1) if stats["cnn_s"] else None,
-        mean_selective_search_boxes=round(stats["raw_boxes"] / max(n, 1), 1),
-        mean_candidates_scored=round(stats["candidates"] / max(n, 1), 1),
-        mean_proposals_kept=round(stats["proposals"] / max(n, 1), 2),
-        padded_images=stats["padded_images"],
-        proposal_thread_s_per_image=round(stats["proposal_s"] / max(n, 1), 3),
-        cnn_s_per_image=round(stats["cnn_s"] / max(n, 1), 3),
-        hdf5_bytes=size, hdf5_mb_per_1000_images=round(size / max(n_total, 1) * 1000 / 2**20, 2),
+        cpu_s_per_image=round(t["cpu_s"] / n, 3) if n else None, load_avg_1min=round(os.getloadavg()[0], 2),
+        crops_per_s=round(t["crops"] / t["cnn_s"], 1) if t["cnn_s"] else None,
+        mean_selective_search_boxes=round(t["raw_boxes"] / max(n, 1), 1),
+        mean_candidates_scored=round(t["candidates"] / max(n, 1), 1),
+        mean_crops_encoded=round(t["crops"] / max(n, 1), 1),
+        mean_proposals_kept=round(t["proposals"] / max(n, 1), 2),
+        padded_images=t["padded_images"],
+        proposal_thread_s_per_image=round(t["proposal_s"] / max(n, 1), 3),
+        cnn_s_per_image=round(t["cnn_s"] / max(n, 1), 3),
+        hdf5_bytes=bytes_, hdf5_mb_per_1000_images=round(bytes_ / max(n_total, 1) * 1000 / 2**20, 2),
+        totals=t,
     )
-    log.info("regions: %s", json.dumps(report))
+    log.info("regions: %s", json.dumps({k: v for k, v in report.items() if k not in ("totals", "skipped")}))
     with atomic_path(stats_json) as tmp:
         Path(tmp).write_text(json.dumps(report, indent=2) + "\n")
     return report
+
+
+def _sum_totals(stats_jsons):
+    parts = [json.loads(Path(p).read_text()) for p in stats_jsons]
+    totals = {k: [x for p in parts for x in p["totals"][k]] if k == "skipped"
+              else sum(p["totals"][k] for p in parts) for k in parts[0]["totals"]}
+    return parts[0], totals
+
+
+def merge_regions(shard_h5s, shard_stats, out_h5, stats_json, params):
+    """regions.h5 and regions_stats.json from the shards' (build_regions with shard=...):
+    rows concatenated in shard (= manifest) order, chunk by chunk; the same file as one run."""
+    first, totals = _sum_totals(shard_stats)
+    _check_skips(len(totals["skipped"]), totals["manifest_images"], params["max_bad_fraction"],
+                 "vision_regions")
+    with open_h5(shard_h5s[0]) as h5:
+        attrs = dict(h5.attrs)
+    n = 0
+    for p in shard_h5s:
+        with open_h5(p) as h5:
+            n += h5["image_ids"].shape[0]
+    attrs.update(n_done=n, n_images=n, skipped=json.dumps(totals["skipped"]))
+    concat_h5(shard_h5s, out_h5, attrs, params["hdf5"]["chunk_images"])
+    return regions_report(totals, params, first["input_size"], first["threads"], out_h5, stats_json)
 
 
 def _gzip(level):
     return dict(compression="gzip", compression_opts=level, shuffle=True) if level else {}
 
 
-def build_convmap(manifest, onnx_path, out_h5, params, threads=1):
-    """results/vision/convmap.h5: the whole image's last-conv-stage map at convmap.size px.
+def build_convmap(manifest, onnx_path, out_h5, params, threads=1, shard=None):
+    """results/vision/convmap.h5: the whole image's last-conv-stage map at convmap.size px (or,
+    with `shard`, the maps of that slice of the manifest; merge_convmap joins them).
 
     Layout: image_ids (N,) str; convmap (N, C, H, W) (C = 1280, H = W = size / 32, dtype from
-    config); attrs encoder, input_size, stride 32, complete.  Undecodable images are skipped
-    (listed in attrs['skipped'])."""
+    config); attrs encoder, input_size, stride 32, complete, manifest_images.  Undecodable images
+    are skipped (listed in attrs['skipped'])."""
     df = read_manifest(manifest)
+    df = df.iloc[shard_slice(len(df), shard)]
     runner = enc.OnnxEncoder(onnx_path, threads)
     cfg, size, bs = params["convmap"], runner.size, params["batch_size"]
     dtype = np.dtype(cfg["dtype"])
@@ -129,14 +177,28 @@ def build_convmap(manifest, onnx_path, out_h5, params, threads=1):
                 flush()
         if batch:
             flush()
-        _check_skips(len(skipped), len(df), params["max_bad_fraction"], manifest)
+        if shard is None:
+            _check_skips(len(skipped), len(df), params["max_bad_fraction"], manifest)
         h5.create_dataset("image_ids", data=np.array(ids, dtype=object), dtype=h5py.string_dtype())
         h5.attrs.update(encoder=f"efficientnet-{params['encoder']}", input_size=size, stride=32,
                         layout="convmap[n] = (C, H, W) map of image_ids[n], whole frame resized to input_size",
-                        skipped=json.dumps(skipped), complete=True)
+                        skipped=json.dumps(skipped), manifest_images=len(df), complete=True)
     wall = time.perf_counter() - t0
     log.info("convmap: %d images (%d skipped) in %.1f s = %.1f img/s, %s maps at %d px",
              len(ids), len(skipped), wall, len(ids) / max(wall, 1e-9), dtype, size)
+
+
+def merge_convmap(shard_h5s, out_h5, params):
+    """convmap.h5 from the shards' (build_convmap with shard=...), rows in manifest order."""
+    skipped, total = [], 0
+    for p in shard_h5s:
+        with open_h5(p) as h5:
+            skipped += json.loads(h5.attrs["skipped"])
+            total += int(h5.attrs["manifest_images"])
+    _check_skips(len(skipped), total, params["max_bad_fraction"], "vision_convmap")
+    concat_h5(shard_h5s, out_h5, {"skipped": json.dumps(skipped), "manifest_images": total}, block_rows=64)
+    log.info("convmap: %d shards merged, %d images, %d skipped", len(shard_h5s), total - len(skipped),
+             len(skipped))
 
 
 def export(encoder, size, out_onnx):

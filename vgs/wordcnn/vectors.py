@@ -34,10 +34,12 @@ def caption_order(utt_ids, index):
 
 
 @torch.inference_mode()
-def embed_windows(model, path, rows, batch_size=512):
-    """Embed windows of `path` in the given row order, reading in batches (on the model's device)."""
+def embed_windows(model, path, rows, batch_size=512, out=None):
+    """Embed windows of `path` in the given row order, reading in batches (on the model's device)
+    and writing each batch to `out` (an array or HDF5 dataset of (len(rows), 1024); default: a
+    new array), so that memory stays one batch however many words there are."""
     dev = next(model.parameters()).device
-    out = np.empty((len(rows), 1024), np.float32)
+    out = np.empty((len(rows), 1024), np.float32) if out is None else out
     with open_h5(path) as f:
         ds = f["windows"]
         for i in tqdm(range(0, len(rows), batch_size), desc="word vectors", mininterval=5):
@@ -61,14 +63,15 @@ def extract_vectors(model_path, windows_path, out_path, report_path=None, batch_
     model.to(torch.device(device) if device is not None else torch_device())
     meta = read_meta(windows_path)
     order, uniq, offsets = caption_order(meta["utt_ids"], meta["index"])
-    t0 = time.perf_counter()
-    vecs = embed_windows(model, windows_path, order, batch_size)
-    rate = len(order) / max(time.perf_counter() - t0, 1e-9)
     known = set(ck["classes"])
     in_vocab = np.array([w in known for w in meta["words"][order]], bool)
     str_dt = h5py.string_dtype()
     with atomic_path(out_path) as tmp, h5py.File(tmp, "w") as f:
-        f.create_dataset("vectors", data=vecs, chunks=(min(len(vecs), 1024) or 1, 1024))
+        vecs = f.create_dataset("vectors", (len(order), 1024), np.float32,
+                                chunks=(min(len(order), 1024) or 1, 1024))
+        t0 = time.perf_counter()
+        embed_windows(model, windows_path, order, batch_size, out=vecs)
+        rate = len(order) / max(time.perf_counter() - t0, 1e-9)
         for k in META:
             v = meta[k][order]
             if v.dtype == object:

@@ -21,6 +21,36 @@ def bench_path(name):
     return f"results/benchmarks/{name}.tsv"
 
 
+# --- sharding: heavy per-item stages run as shard jobs plus one merge (Snakemake's scattergather) ---
+# shards.<stage> in config.yaml is the number of shard jobs; shard {scatteritem} ("i-of-n") takes the
+# i-th of n contiguous, in-order slices of the stage's manifest (vgs.runtime.shard_slice), and rule
+# <stage>_merge joins the shards' files into exactly the files of one unsharded job, identical for
+# any n.  Shard outputs are temp(): kept until the merge has run (a killed run resumes with the
+# finished shards), then deleted.  To shard a stage:
+#   1. `shards: {<stage>: n}` in config.yaml and the schema;
+#   2. the shard rule, named <stage>, writes temp(shard_path("<stage>", "<file>")), with log and
+#      benchmark named "<stage>_{scatteritem}"; its script passes snakemake.wildcards.scatteritem
+#      to the stage function, which processes rows shard_slice(len(items), scatteritem) only;
+#   3. the merge rule, named <stage>_merge, reads shard_paths("<stage>", "<file>") and writes the
+#      stage's files, with the same params as the shards (so a parameter change reruns it) and a
+#      vgs function that joins the shards (vgs.runtime.concat_h5 for row-wise HDF5).
+# A changed shard count alone reruns the stage's shards and merge (their file names carry n) and,
+# although the merged files come out identical, everything downstream: Snakemake decides before
+# running anything that every descendant of a job it reruns must rerun.
+# (The scattergather directive itself is in the Snakefile, before the rule files.)
+
+
+def shard_path(stage, name):
+    """File `name` of one shard job of `stage` (`name` may hold other wildcards, e.g. {aligner})."""
+    return f"results/shards/{stage}/{{scatteritem}}/{name}"
+
+
+def shard_paths(stage, name):
+    """File `name` of every shard of `stage`, in shard order: the input of rule <stage>_merge."""
+    escaped = name.replace("{", "{{").replace("}", "}}")  # keep other wildcards for the rule
+    return getattr(gather, stage)(f"results/shards/{stage}/{{scatteritem}}/{escaped}")
+
+
 # Preset keys each generator reads (the word corpus needs the caption voices to avoid them), so
 # that changing a key reruns only the generator that uses it.
 SYNTH_KEYS = {
@@ -97,10 +127,25 @@ def vision_params():
     gpus, quality and figure keys excluded so they do not rerun the extraction)."""
     v = {k: val for k, val in config["vision"].items()
          if k not in ("threads", "gpus", "convmap", "quality_iou", "figure_images")}
+    photos = config["corpus"] != "synthetic"  # real photos, not 224 px generated scenes
     if v["strategy"] == "auto":
-        v["strategy"] = "single" if config["corpus"] == "synthetic" else "fast"
+        v["strategy"] = "fast" if photos else "single"
+    if v["scoring"] == "auto":
+        v["scoring"] = "convmap" if photos else "crops"
+    if v["scoring"] == "crops":
+        del v["score_map_size"]  # unused: changing it reruns nothing
     v["input_size"] = v["input_size"] or VISION_SIZES[v["encoder"]]
     return v
+
+
+def vision_score_onnx():
+    """The encoder whose conv map scores the candidates (scoring: convmap), else nothing."""
+    v = vision_params()
+    return [vision_onnx(v["score_map_size"])] if v["scoring"] == "convmap" else []
+
+
+def vision_convmap_params():
+    return {**vision_params(), "convmap": config["vision"]["convmap"]}
 
 
 def vision_onnx(size=None):

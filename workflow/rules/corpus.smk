@@ -22,9 +22,10 @@ rule synthetic_corpus:
 
 
 rule synthetic_words:
-    """The word-aligned corpus for word-CNN pretraining (WSJ's role), as a Kaldi data dir + CTM."""
+    """The word-aligned corpus for word-CNN pretraining (WSJ's role), as a Kaldi data dir + CTM;
+    its vocabulary is drawn from the training captions of the corpus in use (generated or real)."""
     input:
-        "resources/synthetic/flickr8k",
+        "results/manifests/utterances.tsv",
     output:
         directory("resources/synthetic/words"),
     params:

@@ -11,8 +11,38 @@
 
 
 rule speech_align:
-    """Forced alignment of every spoken caption to its transcript → TextGrids + word segments."""
+    """Forced alignment of one shard of the spoken captions to their transcripts."""
     input:
+        utterances="results/manifests/utterances.tsv",
+        truth=speech_truth,
+    output:
+        textgrids=temp(directory(shard_path("speech_align", "{aligner}/textgrids"))),
+        segments=temp(shard_path("speech_align", "{aligner}/word_segments.tsv")),
+        report=temp(shard_path("speech_align", "{aligner}/alignment_report.json")),
+    wildcard_constraints:
+        aligner=SPEECH_ALIGNERS,
+    params:
+        settings=lambda w: speech_align_params(w.aligner),
+    threads: config["speech"]["align_threads"]
+    resources:
+        mem_mb=lambda w, threads: 500 + 300 * threads,
+        runtime=120,
+    log:
+        log_path("speech_align_{aligner}_{scatteritem}"),
+    benchmark:
+        bench_path("speech_align_{aligner}_{scatteritem}")
+    conda:
+        VGS_ENV
+    script:
+        "../../scripts/speech_align.py"
+
+
+rule speech_align_merge:
+    """The shards' alignments as one set of TextGrids, word segments and report."""
+    input:
+        textgrids=shard_paths("speech_align", "{aligner}/textgrids"),
+        segments=shard_paths("speech_align", "{aligner}/word_segments.tsv"),
+        reports=shard_paths("speech_align", "{aligner}/alignment_report.json"),
         utterances="results/manifests/utterances.tsv",
         truth=speech_truth,
     output:
@@ -23,29 +53,27 @@ rule speech_align:
         aligner=SPEECH_ALIGNERS,
     params:
         settings=lambda w: speech_align_params(w.aligner),
-    threads: config["speech"]["align_threads"]
+    threads: 1
     resources:
-        mem_mb=lambda w, threads: 500 + 300 * threads,
-        runtime=120,
+        mem_mb=1000,
+        runtime=20,
     log:
-        log_path("speech_align_{aligner}"),
+        log_path("speech_align_merge_{aligner}"),
     benchmark:
-        bench_path("speech_align_{aligner}")
+        bench_path("speech_align_merge_{aligner}")
     conda:
         VGS_ENV
     script:
-        "../../scripts/speech_align.py"
+        "../../scripts/speech_align_merge.py"
 
 
 rule speech_fbank:
-    """40-d log-mel features of every caption, normalised per utterance (HDF5 + Kaldi ark/scp)."""
+    """40-d log-mel features of one shard of the captions, normalised per utterance."""
     input:
         utterances="results/manifests/utterances.tsv",
     output:
-        h5="results/speech/fbank.h5",
-        ark="results/speech/fbank.ark",
-        scp="results/speech/fbank.scp",
-        report="results/speech/fbank_report.json",
+        h5=temp(shard_path("speech_fbank", "fbank.h5")),
+        report=temp(shard_path("speech_fbank", "fbank_report.json")),
     params:
         fbank=speech_fbank_params(),
     threads: config["speech"]["fbank"]["threads"]
@@ -53,13 +81,39 @@ rule speech_fbank:
         mem_mb=2000,
         runtime=60,
     log:
-        log_path("speech_fbank"),
+        log_path("speech_fbank_{scatteritem}"),
     benchmark:
-        bench_path("speech_fbank")
+        bench_path("speech_fbank_{scatteritem}")
     conda:
         VGS_ENV
     script:
         "../../scripts/speech_fbank.py"
+
+
+rule speech_fbank_merge:
+    """The shards' features as one HDF5 file, a Kaldi ark/scp and the report."""
+    input:
+        h5=shard_paths("speech_fbank", "fbank.h5"),
+        reports=shard_paths("speech_fbank", "fbank_report.json"),
+    output:
+        h5="results/speech/fbank.h5",
+        ark="results/speech/fbank.ark",
+        scp="results/speech/fbank.scp",
+        report="results/speech/fbank_report.json",
+    params:
+        fbank=speech_fbank_params(),
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=30,
+    log:
+        log_path("speech_fbank_merge"),
+    benchmark:
+        bench_path("speech_fbank_merge")
+    conda:
+        VGS_ENV
+    script:
+        "../../scripts/speech_fbank_merge.py"
 
 
 rule speech_windows:

@@ -32,14 +32,16 @@ rule vision_export_onnx:
 
 
 rule vision_regions:
-    """Selective search → size filter → context-padded warps scored by the CNN → NMS → 19 best
-    + the whole frame, each a 1280-d feature with its top ImageNet classes (resumable)."""
+    """One shard of the images: selective search → size filter → context-padded warps scored by
+    the CNN → NMS → 19 best + the whole frame, each a 1280-d feature with its top ImageNet
+    classes (resumable)."""
     input:
         images="results/manifests/images.tsv",
         onnx=vision_onnx(),
+        score_onnx=vision_score_onnx(),
     output:
-        h5="results/vision/regions.h5",
-        stats="results/vision/regions_stats.json",
+        h5=temp(shard_path("vision_regions", "regions.h5")),
+        stats=temp(shard_path("vision_regions", "regions_stats.json")),
     params:
         vision=vision_params(),
     threads: config["vision"]["threads"]
@@ -48,37 +50,83 @@ rule vision_regions:
         runtime=240,
         gpu=config["vision"]["gpus"],
     log:
-        log_path("vision_regions"),
+        log_path("vision_regions_{scatteritem}"),
     benchmark:
-        bench_path("vision_regions")
+        bench_path("vision_regions_{scatteritem}")
     conda:
         VGS_ENV
     script:
         "../../scripts/vision_regions.py"
 
 
+rule vision_regions_merge:
+    """The shards' region stores as one (rows in manifest order) and its statistics."""
+    input:
+        h5=shard_paths("vision_regions", "regions.h5"),
+        stats=shard_paths("vision_regions", "regions_stats.json"),
+    output:
+        h5="results/vision/regions.h5",
+        stats="results/vision/regions_stats.json",
+    params:
+        vision=vision_params(),
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=30,
+    log:
+        log_path("vision_regions_merge"),
+    benchmark:
+        bench_path("vision_regions_merge")
+    conda:
+        VGS_ENV
+    script:
+        "../../scripts/vision_regions_merge.py"
+
+
 rule vision_convmap:
-    """Whole-image last-conv-stage map (e.g. 14x14x1280 at 448 px) for matchmap variants."""
+    """Whole-image last-conv-stage map (e.g. 14x14x1280 at 448 px) of one shard of the images,
+    for matchmap variants."""
     input:
         images="results/manifests/images.tsv",
         onnx=vision_onnx(config["vision"]["convmap"]["size"]),
     output:
-        "results/vision/convmap.h5",
+        temp(shard_path("vision_convmap", "convmap.h5")),
     params:
-        vision={**vision_params(), "convmap": config["vision"]["convmap"]},
+        vision=vision_convmap_params(),
     threads: config["vision"]["threads"]
     resources:
         mem_mb=4000,
         runtime=120,
         gpu=config["vision"]["gpus"],
     log:
-        log_path("vision_convmap"),
+        log_path("vision_convmap_{scatteritem}"),
     benchmark:
-        bench_path("vision_convmap")
+        bench_path("vision_convmap_{scatteritem}")
     conda:
         VGS_ENV
     script:
         "../../scripts/vision_convmap.py"
+
+
+rule vision_convmap_merge:
+    input:
+        shard_paths("vision_convmap", "convmap.h5"),
+    output:
+        "results/vision/convmap.h5",
+    params:
+        vision=vision_convmap_params(),
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=30,
+    log:
+        log_path("vision_convmap_merge"),
+    benchmark:
+        bench_path("vision_convmap_merge")
+    conda:
+        VGS_ENV
+    script:
+        "../../scripts/vision_convmap_merge.py"
 
 
 rule vision_proposal_quality:
