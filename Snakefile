@@ -25,6 +25,7 @@ include: "workflow/rules/vision.smk"
 include: "workflow/rules/speech.smk"
 include: "workflow/rules/wordcnn.smk"
 include: "workflow/rules/fragment.smk"
+include: "workflow/rules/caption.smk"
 include: "workflow/rules/recall.smk"
 
 
@@ -42,4 +43,5 @@ rule all:
         "results/figures/conv1_filters.png",
         "results/figures/conv1_moved.png",
         "results/figures/word_window.png",
+        expand("results/caption/{system}/training.png", system=config["caption"]["systems"]),
         ["results/vision/proposal_quality.json"] if config["corpus"] == "synthetic" else [],

@@ -1,4 +1,4 @@
-"""GPU requests: the config's `gpus` keys reach exactly the six GPU-capable rules as the `gpu`
+"""GPU requests: the config's `gpus` keys reach exactly the eight GPU-capable rules as the `gpu`
 resource (which profiles/slurm turns into --gpus), and changing them reruns nothing."""
 import re
 
@@ -9,8 +9,9 @@ from conftest import planned_jobs, snakemake, write_config
 from vgs.runtime import to_cpu, torch_device
 
 GPU_RULES = {"vision_regions": "vision", "vision_convmap": "vision", "wordcnn_train": "wordcnn",
-             "wordcnn_vectors": "wordcnn", "fragment_train": "fragment", "fragment_evaluate": "fragment"}
-GPUS = {"vision": 1, "wordcnn": 2, "fragment": 3}  # distinct, so a rule reading the wrong section shows
+             "wordcnn_vectors": "wordcnn", "fragment_train": "fragment", "fragment_evaluate": "fragment",
+             "caption_train": "caption", "caption_evaluate": "caption"}
+GPUS = {"vision": 1, "wordcnn": 2, "fragment": 3, "caption": 4}  # distinct, so a rule reading the wrong section shows
 
 
 def dry_run_resources(workdir, configfile, *targets):

@@ -155,3 +155,53 @@ def load_torch(path, resume=False):
             log.warning("ignoring %s: unreadable (%s)", path, e)
             return None
         raise CacheError(path, "torch file", e) from e
+
+
+class EpochCheckpoint:
+    """Per-epoch training state of a resumable training loop, written atomically after every epoch
+    and resumed only when its fingerprint (config + data) matches; keeps the best epoch on dev.
+
+    state: epoch (last finished), history (one record per epoch), best (state dict), best_epoch,
+    best_score.  A resumed run continues at state['epoch'] + 1 with the saved model and optimiser."""
+
+    def __init__(self, path, fingerprint):
+        self.path, self.fingerprint = Path(path), fingerprint
+        self.state = {"epoch": 0, "history": [], "best": None, "best_epoch": 0, "best_score": -1.0}
+
+    def resume(self, model, optimizer):
+        for stale in self.path.parent.glob(self.path.name + ".tmp-*"):  # left by a kill mid-save
+            stale.unlink()
+        ck = load_torch(self.path, resume=True) if self.path.exists() else None
+        if ck is None:
+            return
+        if ck.get("fingerprint") != self.fingerprint:
+            log.info("ignoring stale checkpoint %s (config or data changed)", self.path)
+            return
+        model.load_state_dict(ck["model"])
+        optimizer.load_state_dict(ck["optim"])
+        self.state = ck["state"]
+        log.info("resuming from %s after epoch %d", self.path, self.state["epoch"])
+
+    def end_epoch(self, epoch, record, score, model, optimizer, stop_after_epoch=None):
+        """Record the epoch, keep the model if `score` is the best so far, save; `stop_after_epoch`
+        simulates a kill after saving (tests)."""
+        import copy
+
+        import torch
+
+        self.state["history"].append(record)
+        if score > self.state["best_score"]:
+            self.state.update(best=copy.deepcopy(to_cpu(model.state_dict())), best_epoch=epoch, best_score=score)
+        self.state["epoch"] = epoch
+        with atomic_path(self.path) as tmp:
+            torch.save(to_cpu({"fingerprint": self.fingerprint, "model": model.state_dict(),
+                               "optim": optimizer.state_dict(), "state": self.state}), tmp)
+        if stop_after_epoch is not None and epoch >= stop_after_epoch:
+            raise KeyboardInterrupt(f"simulated kill after epoch {epoch}")
+
+    def finish(self, model):
+        """Load the best epoch's weights into `model`; the training summary."""
+        if self.state["best"] is not None:
+            model.load_state_dict(self.state["best"])
+        return {"best_epoch": self.state["best_epoch"], "best_dev_mean_recall": self.state["best_score"],
+                "history": self.state["history"], "fingerprint": self.fingerprint}
