@@ -60,9 +60,9 @@ def system_speed(metric_files):
         row = json.loads(Path(p).read_text())
         tr, tm = row["training"], row["timing"]
         out.append({"system": row["system"], "label": row["label"],
-                    "train_wall_s": float(np.mean([t["wall_s"] for t in tr])),
-                    "train_cpu_s": float(np.mean([t["cpu_s"] for t in tr])),
-                    "train_captions_per_s": float(np.mean([t["train_captions_per_s"] for t in tr])),
+                    "train_wall_s": float(np.mean([t["train_wall_s"] for t in tm])),
+                    "train_cpu_s": float(np.mean([t["train_cpu_s"] for t in tm])),
+                    "train_captions_per_s": float(np.mean([t["train_captions_per_s"] for t in tm])),
                     "infer_captions_per_s": float(np.mean([t["infer_captions_per_s"] for t in tm])),
                     "test_scoring_s": float(np.mean([t["score_s"] for t in tm])),
                     "params": tr[0]["params"], "device": tr[0]["device"], "seeds": len(tr)})

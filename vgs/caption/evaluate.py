@@ -65,10 +65,13 @@ def evaluate_system(model_pts, fbank_h5, image_h5, utterances_tsv, ecfg, metrics
         runs.append({"seed": cfg["seed"], "ranks": {"search": search.tolist(), "annotation": annot.tolist()},
                      "best_epoch": ck["info"]["best_epoch"], "best_dev_mean_recall": ck["info"]["best_dev_mean_recall"]})
         pk.append(precision_at(S, imgs, caps, ecfg["ks"]))
-        timing.append({**t, "evaluation_s": time.perf_counter() - t0,
-                       "infer_captions_per_s": len(test.cap_ids) / max(t["embed_captions_s"], 1e-9)})
-        train.append({k: ck["info"].get(k) for k in ("wall_s", "cpu_s", "train_captions_per_s",
-                                                      "infer_captions_per_s", "params", "device")})
+        info = ck["info"]
+        timing.append({**t, "evaluation_s": time.perf_counter() - t0,  # wall clock: not reproducible
+                       "infer_captions_per_s": len(test.cap_ids) / max(t["embed_captions_s"], 1e-9),
+                       "train_wall_s": info.get("wall_s"), "train_cpu_s": info.get("cpu_s"),
+                       "train_captions_per_s": info.get("train_captions_per_s")})
+        train.append({"params": info.get("params"), "device": info.get("device"),
+                      "train_sizes": info.get("train_sizes"), "dev_sizes": info.get("dev_sizes")})
         tab = retrieval.recall_table(search, annot, ecfg["ks"])
         log.info("%s/%s seed %s test: search %s | annotation %s | P@K %s", system, mode, cfg["seed"],
                  tab["search"], tab["annotation"], pk[-1]["search"])

@@ -24,8 +24,8 @@ def sweep_table(metric_files, batch_sizes, ks):
                      "best_epoch": [r["best_epoch"] for r in row["runs"]],
                      "best_dev_mean_recall": [r["best_dev_mean_recall"] for r in row["runs"]],
                      "p_at_k": row["precision_at_k"]["mean"]["search"],
-                     "train_cpu_s": [t["cpu_s"] for t in row["training"]],
-                     "train_captions_per_s": [t["train_captions_per_s"] for t in row["training"]]})
+                     "train_cpu_s": [t["train_cpu_s"] for t in row["timing"]],
+                     "train_captions_per_s": [t["train_captions_per_s"] for t in row["timing"]]})
     return rows
 
 
