@@ -63,7 +63,9 @@ def system_speed(metric_files):
                     "train_wall_s": float(np.mean([t["train_wall_s"] for t in tm])),
                     "train_cpu_s": float(np.mean([t["train_cpu_s"] for t in tm])),
                     "train_captions_per_s": float(np.mean([t["train_captions_per_s"] for t in tm])),
+                    "train_captions_per_cpu_s": float(np.mean([t.get("train_captions_per_cpu_s") or np.nan for t in tm])),
                     "infer_captions_per_s": float(np.mean([t["infer_captions_per_s"] for t in tm])),
+                    "infer_captions_per_cpu_s": float(np.mean([t["infer_captions_per_cpu_s"] for t in tm])),
                     "test_scoring_s": float(np.mean([t["score_s"] for t in tm])),
                     "params": tr[0]["params"], "device": tr[0]["device"], "seeds": len(tr)})
     return out
@@ -72,11 +74,12 @@ def system_speed(metric_files):
 def markdown(res, speed):
     lines = ["# Caption models: speed", "", "Per system (mean over seeds; wall seconds are inflated on a shared "
              "machine, CPU seconds count every thread):", "",
-             "| System | Train wall s | Train CPU s | Train captions/s (fwd+bwd) | Inference captions/s | "
-             "Test scoring s | Audio params | Device |", "|---|---|---|---|---|---|---|---|"]
+             "| System | Train wall s | Train CPU s | Train captions/s (fwd+bwd) | per CPU s | Inference captions/s | "
+             "per CPU s | Test scoring s | Audio params | Device |", "|---|---|---|---|---|---|---|---|---|---|"]
     for s in speed:
         lines.append(f"| {s['label']} | {s['train_wall_s']:.0f} | {s['train_cpu_s']:.0f} | "
-                     f"{s['train_captions_per_s']:.1f} | {s['infer_captions_per_s']:.1f} | {s['test_scoring_s']:.2f} | "
+                     f"{s['train_captions_per_s']:.1f} | {s['train_captions_per_cpu_s']:.1f} | "
+                     f"{s['infer_captions_per_s']:.1f} | {s['infer_captions_per_cpu_s']:.1f} | {s['test_scoring_s']:.2f} | "
                      f"{s['params']['audio']:,} | {s['device']} |")
     r = res
     lines += ["", f"Matchmap scoring ({r['similarity']}) of {r['images']} images x {r['captions']} captions "
