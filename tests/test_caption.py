@@ -205,6 +205,12 @@ def test_same_config_same_result_and_resume_after_kill(tmp_path, over):
     assert [h["loss"] for h in i1["history"]] == [h["loss"] for h in i3["history"]]
     _, i4 = train_model(tr, dv, dict(cfg, seed=1, epochs=1), tmp_path / "c.pt", device="cpu")  # stale: ignored
     assert [h["epoch"] for h in i4["history"]] == [1]
+    # more epochs than a finished run: it goes on from its last epoch, as if asked for them at once
+    m5, i5 = train_model(tr, dv, dict(cfg, epochs=4), tmp_path / "a.pt", device="cpu")
+    m6, i6 = train_model(tr, dv, dict(cfg, epochs=4), tmp_path / "d.pt", device="cpu")
+    assert [h["epoch"] for h in i5["history"]] == [1, 2, 3, 4] and i5["history"][:3] == i1["history"]
+    for (k, a), b in zip(m6.state_dict().items(), m5.state_dict().values()):
+        assert torch.equal(a, b), k
 
 
 def test_pipeline_files_train_evaluate_and_reload_the_audio_net(tmp_path):

@@ -113,8 +113,11 @@ def evaluate_split(model, data, ks=(1, 5, 10), mem_mb=512, outputs=None):
 
 
 def fingerprint(cfg, *datas):
-    """What a checkpoint must match to be resumed: the training config and the exact data."""
-    h = hashlib.blake2b(json.dumps({k: cfg[k] for k in TRAIN_KEYS}, sort_keys=True).encode(), digest_size=16)
+    """What a checkpoint must match to be resumed: the training config and the exact data.  Not the
+    number of epochs: nothing before the last epoch depends on it, so a run given more epochs goes on
+    from where a shorter one stopped, exactly as if it had been asked for them from the start."""
+    keys = {k: cfg[k] for k in TRAIN_KEYS if k != "epochs"}
+    h = hashlib.blake2b(json.dumps(keys, sort_keys=True).encode(), digest_size=16)
     for d in datas:
         for a in (d.frames, d.offsets, d.images, d.cap_image):
             h.update(np.ascontiguousarray(a).tobytes())
