@@ -44,4 +44,5 @@ rule all:
         "results/figures/conv1_moved.png",
         "results/figures/word_window.png",
         expand("results/caption/{system}/training.png", system=config["caption"]["systems"]),
+        expand("results/caption/{system}/towers.pt", system=config["caption"]["systems"]),
         ["results/vision/proposal_quality.json"] if config["corpus"] == "synthetic" else [],

@@ -8,12 +8,13 @@ import pytest
 import torch
 
 from vgs.caption.data import load_split, pad_batch
+from vgs.caption.export import Towers, export_towers
 from vgs.caption.evaluate import draw_pairs, evaluate_system, precision_at
 from vgs.caption.models import AUDIO_ARCHS, ImageTower, build_audio_encoder, load_audio_encoder
 from vgs.caption.scoring import (all_impostors_loss, block_sizes, chunked_similarity, impostors, infonce_loss,
                                  sampled_impostor_loss, similarity)
 from vgs.caption.toy import make_toy, subset, write_toy_files
-from vgs.caption.train import evaluate_split, load_model, run_training, train_model
+from vgs.caption.train import build_model, evaluate_split, load_model, run_training, train_model
 
 torch.set_num_threads(1)
 CFG = dict(audio="davenet2017", image="fc", similarity="dot", loss="sampled_impostor", optimizer="adam", lr=3e-3,
@@ -236,6 +237,33 @@ def test_pipeline_files_train_evaluate_and_reload_the_audio_net(tmp_path):
     with torch.no_grad():
         torch.testing.assert_close(enc.pool(*enc(x, L)), model.audio.pool(*model.audio(x, L)))
     assert enc.spec == {"arch": "davenet2017", "feat_dim": 8, "width": CFG["width"]}
+    # the TorchScript towers (the contract of later stages) give the same embeddings and scores
+    export_towers(tmp_path / "model.pt", tmp_path / "towers.pt")
+    towers = torch.jit.load(str(tmp_path / "towers.pt"))
+    assert (towers.embed_dim, towers.feat_dim, towers.frame_stride, towers.image_kind) == (64, 8, 8, "fc")
+    with torch.no_grad():
+        frames, fl = towers.embed_audio(x, L)
+        assert frames.shape == (5, -(-x.shape[1] // 8), 64) and torch.equal(fl, (L + 7) // 8)
+        cells = towers.embed_images(torch.as_tensor(test.images[:4]))
+        assert cells.shape == (4, 1, 64)
+        want = model.score(model.embed_images(torch.as_tensor(test.images[:4])), *model.caption_outputs(x, L))
+        torch.testing.assert_close(towers.pool_image(cells) @ towers(x, L).T, want)
+
+
+@pytest.mark.parametrize("arch, image", [("cnn6", "convmap"), ("lstm", "fc"), ("resdavenet", "fc")])
+def test_towers_script_for_every_kind(arch, image):
+    """TorchScript towers of the other encoders and the conv-map tower equal the Python modules."""
+    cfg = dict(CFG, audio=arch, image=image, similarity="misa" if image == "convmap" else "dot", grid=3)
+    feats = np.random.default_rng(0).normal(size=(6, 5, 3, 3) if image == "convmap" else (6, 5)).astype(np.float32)
+    model = build_model(cfg, 8, feats).eval()
+    towers = torch.jit.script(Towers(model, cfg))
+    x, L = _batch([40, 23])
+    v = torch.as_tensor(feats)
+    with torch.no_grad():
+        for a, b in zip(towers.embed_audio(x, L), model.audio(x, L)):
+            torch.testing.assert_close(a, b)
+        torch.testing.assert_close(towers.embed_images(v), model.image(v))
+    assert towers.embed_images(v).shape == ((6, 9, 64) if image == "convmap" else (6, 1, 64))
 
 
 def test_bad_input_truncation_and_missing_features_are_counted(tmp_path, caplog):

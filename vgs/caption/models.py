@@ -44,7 +44,7 @@ def _ch(c, width):
     return max(8, int(round(c * width)))
 
 
-def frame_mask(lengths, T):
+def frame_mask(lengths: torch.Tensor, T: int):
     """(B, T) bool: True on valid frames."""
     return torch.arange(T, device=lengths.device)[None, :] < lengths[:, None]
 
@@ -62,6 +62,8 @@ def masked_mean(frames, lengths):
 
 class AudioEncoder(nn.Module):
     """Common interface: forward(x (B,T,F), lengths) -> (frames (B,T',D), lengths); pool(); spec."""
+
+    __jit_unused_properties__ = ["embed_dim"]  # Python-side only (TorchScript export: export.py)
 
     def __init__(self, spec):
         super().__init__()
@@ -99,9 +101,9 @@ class ConvStack(AudioEncoder):
 
     def forward(self, x, lengths):
         x = x.transpose(1, 2)  # (B, F, T)
-        for conv, pool in zip(self.convs, self.pools):
+        for i, conv in enumerate(self.convs):  # enumerate, not zip: TorchScript unrolls it
             x = F.relu(conv(x)) * frame_mask(lengths, x.shape[2])[:, None, :]
-            if pool:  # activations are >= 0 and padding is 0, so padding never wins a max
+            if self.pools[i]:  # activations are >= 0 and padding is 0, so padding never wins a max
                 x, lengths = F.max_pool1d(x, 3, 2, padding=1), _halve(lengths)
                 x = x * frame_mask(lengths, x.shape[2])[:, None, :]
         return x.transpose(1, 2), lengths
@@ -214,6 +216,7 @@ class ImageTower(nn.Module):
     def __init__(self, spec):
         super().__init__()
         self.spec = dict(spec)
+        self.kind: str = spec["kind"]  # TorchScript reads this, not the mixed-type spec dict
         c, d = spec["in_dim"], spec["embed_dim"]
         if spec["kind"] == "fc":
             self.proj = nn.Linear(c, d)
@@ -233,7 +236,7 @@ class ImageTower(nn.Module):
 
     def forward(self, v):
         v = v.float()
-        if self.spec["kind"] == "fc":
+        if self.kind == "fc":
             return self.proj((v - self.mean) / self.std)[:, None, :]
         v = (v - self.mean[:, None, None]) / self.std[:, None, None]
         return self.proj(v).flatten(2).transpose(1, 2)

@@ -3,6 +3,7 @@
 #   results/caption/{system}/{mode}/seed{seed}/model.pt    mode: trained | untrained ("(R)") | bs<N> (sweep)
 #   results/caption/{system}/{mode}/metrics.json          one row of the recall table (all seeds)
 #   results/caption/{system}/training.png                 loss and dev recall by epoch
+#   results/caption/{system}/towers.pt                    TorchScript towers (vgs/caption/__init__.py)
 #   results/caption/batch_sweep.{json,md}                 recall vs batch size (not in the default target)
 #   results/caption/benchmark.{json,md}                   speed per system, matchmap scoring vs einsum
 
@@ -70,6 +71,27 @@ rule caption_evaluate:
         VGS_ENV
     script:
         "../../scripts/caption_evaluate.py"
+
+
+rule caption_towers:
+    """The trained towers of a system's first seed as TorchScript, for later stages (interface:
+    vgs/caption/__init__.py)."""
+    input:
+        model=lambda wc: f"results/caption/{wc.system}/trained/seed{CAP['seeds'][0]}/model.pt",
+    output:
+        towers="results/caption/{system}/towers.pt",
+    log:
+        log_path("caption_towers_{system}"),
+    benchmark:
+        bench_path("caption_towers_{system}")
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=5,
+    conda:
+        VGS_ENV
+    script:
+        "../../scripts/caption_towers.py"
 
 
 rule caption_figure:
