@@ -34,7 +34,8 @@ def test_main_job_writes_all_rows_logs_and_benchmarks(tiny_run):
     for s in caption:
         assert set(rows[s]["columns"]) == {"P@1 (3 pairs)", "P@5 (3 pairs)", "P@10 (3 pairs)"}
     for row in rows.values():
-        assert row["n_runs"] == (0 if row["system"] == "random" else SEEDS)  # fragment.seeds
+        seeds = 0 if row["system"] == "random" else 1 if row["system"] in caption else SEEDS  # {fragment,caption}.seeds
+        assert row["n_runs"] == seeds
         assert row["sizes"]["images"] == TINY["splits"]["test"]
         assert row["sizes"]["captions"] == 5 * TINY["splits"]["test"]
         for direction in ("search", "annotation"):
@@ -48,6 +49,7 @@ def test_main_job_writes_all_rows_logs_and_benchmarks(tiny_run):
         assert (work / "results" / "figures" / f"{fig}.png").stat().st_size > 10_000
     for system in ("davenet2017", "matchmap", "milan"):
         assert (work / "results" / "caption" / system / "training.png").stat().st_size > 10_000
+        assert (work / "results" / "caption" / system / "towers.pt").stat().st_size > 10_000
     assert planned_jobs(work, configfile=cfg) == {}  # nothing left to do
 
 
@@ -109,11 +111,13 @@ WORDNETS = {"wordcnn_train": 3, "wordcnn_figures": 1, "wordcnn_table2": 1, "word
      {"fragment_train": 3, "fragment_evaluate": 3, "recall_table": 1, "all": 1}),
     ({"vision": {"nms_iou": 0.4}},  # the fc caption systems read regions.h5 too, the matchmap one does not
      {"vision_regions": 1, "vision_figure": 1, "vision_proposal_quality": 1, **FRAGMENT,
-      "caption_train": 4, "caption_evaluate": 4, "caption_figure": 2}),
+      "caption_train": 4, "caption_evaluate": 4, "caption_figure": 2, "caption_towers": 2}),
     ({"caption": {"systems": {"milan": {"lr": 0.01}}}},  # one system: its trained and (R) rows
-     {"caption_train": 2, "caption_evaluate": 2, "caption_figure": 1, "recall_table": 1, "all": 1}),
+     {"caption_train": 2, "caption_evaluate": 2, "caption_figure": 1, "caption_towers": 1, "recall_table": 1,
+      "all": 1}),
     ({"caption": {"defaults": {"max_frames": 500}}},
-     {"caption_train": 6, "caption_evaluate": 6, "caption_figure": 3, "recall_table": 1, "all": 1}),
+     {"caption_train": 6, "caption_evaluate": 6, "caption_figure": 3, "caption_towers": 3, "recall_table": 1,
+      "all": 1}),
     ({"caption": {"systems": {"matchmap": {"paper": None}}}},  # its rows' labels only: no training
      {"caption_evaluate": 2, "recall_table": 1, "all": 1}),
     ({"caption": {"systems": {"milan": {"untrained_row": False}}}},  # a row less: the table and its figure
