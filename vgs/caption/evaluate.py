@@ -70,6 +70,7 @@ def evaluate_system(model_pts, fbank_h5, image_h5, utterances_tsv, ecfg, metrics
                        "infer_captions_per_s": len(test.cap_ids) / max(t["embed_captions_s"], 1e-9),
                        "infer_captions_per_cpu_s": len(test.cap_ids) / max(t["embed_captions_cpu_s"], 1e-9),
                        "train_wall_s": info.get("wall_s"), "train_cpu_s": info.get("cpu_s"),
+                       "epochs_cpu_s": info.get("epochs_cpu_s"),
                        "train_captions_per_s": info.get("train_captions_per_s"),
                        "train_captions_per_cpu_s": info.get("train_captions_per_cpu_s")})
         train.append({"params": info.get("params"), "device": info.get("device"),
