@@ -247,7 +247,8 @@ def run_training(fbank_h5, image_h5, utterances_tsv, cfg, checkpoint, model_out,
         # epochs recorded before this figure existed (a checkpoint of an older version) lack it
         cpu = [h["train_captions_per_cpu_s"] for h in hist if "train_captions_per_cpu_s" in h]
         info["train_captions_per_cpu_s"] = float(np.mean(cpu)) if cpu else None
-        info["infer_captions_per_s"] = float(np.mean([h["dev_captions_per_s"] for h in hist]))
+        if cfg["mode"] != "untrained":  # a frozen net's dev captions are embedded once, not per epoch
+            info["infer_captions_per_s"] = float(np.mean([h["dev_captions_per_s"] for h in hist]))
         # CPU seconds of all epochs (training + dev evaluation), the same whether or not the run resumed
         info["epochs_cpu_s"] = float(sum(h["cpu_s"] for h in hist))
     log.info("best epoch %d (dev mean recall %.2f); %.1f s wall, %.1f CPU s", info["best_epoch"],
