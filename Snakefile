@@ -26,11 +26,12 @@ include: "workflow/rules/speech.smk"
 include: "workflow/rules/wordcnn.smk"
 include: "workflow/rules/fragment.smk"
 include: "workflow/rules/caption.smk"
+include: "workflow/rules/coscos.smk"
 include: "workflow/rules/recall.smk"
 
 
 rule all:
-    """The main job: recall table (Table 1), Table 2, alignment/proposal reports and figures."""
+    """The main job: recall table (Table 1), Table 2, alignment/proposal reports, coscos tables and figures."""
     default_target: True
     input:
         "results/flickr8k_recall.json",
@@ -45,4 +46,7 @@ rule all:
         "results/figures/word_window.png",
         expand("results/caption/{system}/training.png", system=config["caption"]["systems"]),
         expand("results/caption/{system}/towers.pt", system=config["caption"]["systems"]),
+        "results/coscos/ranks.json",
+        "results/coscos/ranks.md",
+        "results/figures/coscos_curves.png",
         ["results/vision/proposal_quality.json"] if config["corpus"] == "synthetic" else [],

@@ -10,8 +10,9 @@ from vgs.runtime import to_cpu, torch_device
 
 GPU_RULES = {"vision_regions": "vision", "vision_convmap": "vision", "wordcnn_train": "wordcnn",
              "wordcnn_vectors": "wordcnn", "fragment_train": "fragment", "fragment_evaluate": "fragment",
-             "caption_train": "caption", "caption_evaluate": "caption"}
-GPUS = {"vision": 1, "wordcnn": 2, "fragment": 3, "caption": 4}  # distinct, so a rule reading the wrong section shows
+             "caption_train": "caption", "caption_evaluate": "caption", "coscos_train": "coscos",
+             "coscos_evaluate": "coscos"}
+GPUS = {"vision": 1, "wordcnn": 2, "fragment": 3, "caption": 4, "coscos": 5}  # distinct, so a rule reading the wrong section shows
 
 
 def dry_run_resources(workdir, configfile, *targets):

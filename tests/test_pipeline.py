@@ -45,7 +45,7 @@ def test_main_job_writes_all_rows_logs_and_benchmarks(tiny_run):
     logs = {p.stem for p in (work / "results" / "logs").glob("*.log")}
     benches = {p.stem for p in (work / "results" / "benchmarks").glob("*.tsv")}
     assert logs == benches and len(logs) >= 25  # every job: a log and a benchmark
-    for fig in ("alignments", "regions", "conv1_filters", "word_window"):
+    for fig in ("alignments", "regions", "conv1_filters", "word_window", "coscos_curves"):
         assert (work / "results" / "figures" / f"{fig}.png").stat().st_size > 10_000
     for system in ("davenet2017", "matchmap", "milan"):
         assert (work / "results" / "caption" / system / "training.png").stat().st_size > 10_000
@@ -86,6 +86,11 @@ def test_run_to_run_identity(tiny_run, tmp_path):
                 f"{rel}:{name} differs between identical runs"
     for seg in work.glob("results/*/*/word_segments.tsv"):  # alignments of both corpora
         assert seg.read_bytes() == (again / seg.relative_to(work)).read_bytes(), seg
+    coscos = sorted(work.glob("results/coscos/*/ranks.json"))  # every test rank of every coscos seed
+    assert len(coscos) == 2
+    for p in coscos:
+        ranks = lambda q: json.loads(q.read_text())["runs"]
+        assert ranks(p) == ranks(again / p.relative_to(work)), p
     print(f"identical: {len(rows(work))} recall rows, {len(h5s)} HDF5 files "
           f"({sum(len(_h5_arrays(work / r)) for r in h5s)} datasets)")
 
@@ -94,7 +99,8 @@ def test_html_report(tiny_run):
     work, cfg = tiny_run
     snakemake(work, "--report", "results/report.html", configfile=cfg)
     html = (work / "results" / "report.html").read_text(errors="replace")
-    for name in ("flickr8k_recall.json", "alignments.png", "conv1_filters.png", "regions.png"):
+    for name in ("flickr8k_recall.json", "alignments.png", "conv1_filters.png", "regions.png", "coscos_curves.png",
+                 "ranks.html"):
         assert name in html
 
 
@@ -102,15 +108,20 @@ FRAGMENT = {"fragment_train": 3 * SEEDS, "fragment_evaluate": 3, "recall_table":
 # what a new word corpus (other windows or other cut times) reruns: the word nets and the audio rows
 WORDNETS = {"wordcnn_train": 3, "wordcnn_figures": 1, "wordcnn_table2": 1, "wordcnn_vectors": 2,
             **FRAGMENT, "fragment_train": 2 * SEEDS, "fragment_evaluate": 2}
+COSCOS = {"coscos_train": 2, "coscos_evaluate": 2, "coscos_tables": 1, "coscos_figure": 1, "all": 1}
 
 
 @pytest.mark.parametrize("change, expected", [
-    ({"vision": {"gpus": 1}, "wordcnn": {"gpus": 2}, "fragment": {"gpus": 3}, "caption": {"gpus": 4}}, {}),
+    ({"vision": {"gpus": 1}, "wordcnn": {"gpus": 2}, "fragment": {"gpus": 3}, "caption": {"gpus": 4},
+      "coscos": {"gpus": 1}}, {}),  # resources only
     ({"fragment": {"embed_dim": 256}}, FRAGMENT),
     ({"fragment": {"seeds": [0, 1, 2, 7]}},  # one more seed: one more job per system, the rows again
      {"fragment_train": 3, "fragment_evaluate": 3, "recall_table": 1, "all": 1}),
+    ({"coscos": {"max_norm": 4.0}}, COSCOS),
+    ({"coscos": {"seeds": [0, 1]}}, COSCOS),  # seed 0 is kept: the 2 training jobs are seed 1 of each system
+    ({"coscos": {"min_train_count": 3}}, {"coscos_tokens": 2, **COSCOS}),
     ({"vision": {"nms_iou": 0.4}},  # the fc caption systems read regions.h5 too, the matchmap one does not
-     {"vision_regions": 1, "vision_figure": 1, "vision_proposal_quality": 1, **FRAGMENT,
+     {"vision_regions": 1, "vision_figure": 1, "vision_proposal_quality": 1, **FRAGMENT, **COSCOS,
       "caption_train": 4, "caption_evaluate": 4, "caption_figure": 2, "caption_towers": 2}),
     ({"caption": {"systems": {"milan": {"lr": 0.01}}}},  # one system: its trained and (R) rows
      {"caption_train": 2, "caption_evaluate": 2, "caption_figure": 1, "caption_towers": 1, "recall_table": 1,
@@ -125,12 +136,14 @@ WORDNETS = {"wordcnn_train": 3, "wordcnn_figures": 1, "wordcnn_table2": 1, "word
     ({"speech": {"windows": {"frames": 80}}}, {"speech_windows": 2, "wordcorpus_windows": 1, **WORDNETS}),
     ({"word_corpus": {"source": "synthetic", "times": "ctm"}}, {"wordcorpus_windows": 1, **WORDNETS}),
     ({"speech": {"pocketsphinx": {"beam": 1.0e-90}}},  # both corpora are cut by the caption aligner
-     {"speech_align": 1, "speech_windows": 1, "wordcorpus_align": 1, "wordcorpus_windows": 1, **WORDNETS}),
+     {"speech_align": 1, "speech_windows": 1, "wordcorpus_align": 1, "wordcorpus_windows": 1, **WORDNETS,
+      "coscos_tokens": 1, **COSCOS, "coscos_train": 1, "coscos_evaluate": 1}),
 ])
 def test_changed_parameter_reruns_its_stage_and_descendants_only(tiny_run, tmp_path, change, expected):
     """Only the changed key, merged over the defaults (the text row needs no speech, so a window or
     aligner change retrains the speech and oracle rows only; the aligner cuts the word corpus too, so
-    the oracle row sees a new word CNN)."""
+    the oracle row sees a new word CNN; coscos cuts its own tokens from the features, so the 1 s
+    windows do not concern it)."""
     work, _ = tiny_run
     assert planned_jobs(work, configfile=write_config(tmp_path / "c.yaml", **change)) == expected
 

@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 import soundfile as sf
 
+from vgs import frames
 from vgs.speech import align, features, kaldi_dir, mfa_backend, windows
 from vgs.speech.audio import BadAudioError, load_audio
 from vgs.speech.textgrid import read_textgrid
@@ -311,7 +312,7 @@ def test_kaldi_readers_accept_bom_and_crlf_and_name_bad_lines(tmp_path):
 def test_window_pads_and_truncates_equally_on_both_sides(length, left, right, cut_left):
     feats = np.arange(1, 301, dtype=np.float32)[:, None].repeat(2, 1)  # frame i holds i + 1
     start = 40
-    w = windows.cut_windows(feats, np.array([start]), np.array([length]), 100)[0, :, 0]
+    w = frames.cut_windows(feats, np.array([start]), np.array([length]), 100)[0, :, 0]
     assert (w[:left] == 0).all() and (w[100 - right:] == 0).all()
     body = w[left:100 - right]
     first = start + cut_left  # first word frame kept

@@ -157,9 +157,35 @@ def load_torch(path, resume=False):
         raise CacheError(path, "torch file", e) from e
 
 
+def load_checkpoint(path, fingerprint):
+    """The training checkpoint at `path` (a dict with model, optim, state) if it was written for
+    `fingerprint` (the same config and data), else None (also when it is unreadable: load_torch);
+    temporaries left by a kill mid-save go."""
+    path = Path(path)
+    for stale in path.parent.glob(path.name + ".tmp-*"):
+        stale.unlink()
+    ck = load_torch(path, resume=True) if path.exists() else None
+    if ck is None:
+        return None
+    if ck.get("fingerprint") != fingerprint:
+        log.info("ignoring stale checkpoint %s (config or data changed)", path)
+        return None
+    log.info("resuming from %s after epoch %d", path, ck["state"]["epoch"])
+    return ck
+
+
+def save_checkpoint(path, fingerprint, model, optimizer, state):
+    """Atomically write what load_checkpoint resumes from, as CPU tensors."""
+    import torch
+
+    with atomic_path(path) as tmp:
+        torch.save(to_cpu({"fingerprint": fingerprint, "model": model.state_dict(), "optim": optimizer.state_dict(),
+                           "state": state}), tmp)
+
+
 class EpochCheckpoint:
-    """Per-epoch training state of a resumable training loop, written atomically after every epoch
-    and resumed only when its fingerprint (config + data) matches; keeps the best epoch on dev.
+    """Per-epoch training state of a resumable training loop (load_checkpoint / save_checkpoint
+    after every epoch), keeping the best epoch on dev.
 
     state: epoch (last finished), history (one record per epoch), best (state dict), best_epoch,
     best_score.  A resumed run continues at state['epoch'] + 1 with the saved model and optimiser."""
@@ -169,33 +195,22 @@ class EpochCheckpoint:
         self.state = {"epoch": 0, "history": [], "best": None, "best_epoch": 0, "best_score": -1.0}
 
     def resume(self, model, optimizer):
-        for stale in self.path.parent.glob(self.path.name + ".tmp-*"):  # left by a kill mid-save
-            stale.unlink()
-        ck = load_torch(self.path, resume=True) if self.path.exists() else None
-        if ck is None:
-            return
-        if ck.get("fingerprint") != self.fingerprint:
-            log.info("ignoring stale checkpoint %s (config or data changed)", self.path)
-            return
-        model.load_state_dict(ck["model"])
-        optimizer.load_state_dict(ck["optim"])
-        self.state = ck["state"]
-        log.info("resuming from %s after epoch %d", self.path, self.state["epoch"])
+        ck = load_checkpoint(self.path, self.fingerprint)
+        if ck is not None:
+            model.load_state_dict(ck["model"])
+            optimizer.load_state_dict(ck["optim"])
+            self.state = ck["state"]
 
     def end_epoch(self, epoch, record, score, model, optimizer, stop_after_epoch=None):
         """Record the epoch, keep the model if `score` is the best so far, save; `stop_after_epoch`
         simulates a kill after saving (tests)."""
         import copy
 
-        import torch
-
         self.state["history"].append(record)
         if score > self.state["best_score"]:
             self.state.update(best=copy.deepcopy(to_cpu(model.state_dict())), best_epoch=epoch, best_score=score)
         self.state["epoch"] = epoch
-        with atomic_path(self.path) as tmp:
-            torch.save(to_cpu({"fingerprint": self.fingerprint, "model": model.state_dict(),
-                               "optim": optimizer.state_dict(), "state": self.state}), tmp)
+        save_checkpoint(self.path, self.fingerprint, model, optimizer, self.state)
         if stop_after_epoch is not None and epoch >= stop_after_epoch:
             raise KeyboardInterrupt(f"simulated kill after epoch {epoch}")
 

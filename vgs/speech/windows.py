@@ -1,12 +1,5 @@
-"""Fixed-width word windows: each word's frames centred in `width` frames (100 = 1 s).
-
-A word of L frames (frames [s, s+L) of its utterance's normalised log-mel matrix):
-  L <= width: zero-padded equally on both sides — floor((width-L)/2) zeros before, the rest
-              (one more when width-L is odd) after;
-  L >  width: truncated equally on both sides — floor((L-width)/2) frames dropped at the start,
-              the rest at the end.
-Zero is the utterance mean after normalisation (see features.py).  Only the word's own frames are
-used, never its neighbours (the paper pads with zeros).
+"""Fixed-width word windows: each word's frames centred in `width` frames (100 = 1 s), padded or
+truncated equally on both sides (vgs/frames.py, shared with the coscos stage).
 
 Output HDF5 (caption_windows.h5 / wordcorpus windows.h5), W windows:
   windows (W, width, n_mels) float32 [or float16]   chunked, optionally gzip-compressed
@@ -24,31 +17,10 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
+from ..frames import cut_windows, word_frames
 from ..runtime import atomic_path, open_h5
 
 log = logging.getLogger(__name__)
-
-
-def window_indices(start, length, width):
-    """Source frame index for every window position, and a validity mask; (n,) → (n, width).
-
-    Vectorised over words: index = start + offset + j with offset = -floor((width-L)/2) when
-    padding and +floor((L-width)/2) when truncating; positions outside the word are masked."""
-    start, length = np.asarray(start)[:, None], np.asarray(length)[:, None]
-    diff = width - length
-    offset = np.where(diff >= 0, -(diff // 2), (-diff) // 2)
-    j = np.arange(width)[None, :]
-    rel = j + offset                      # position inside the word
-    valid = (rel >= 0) & (rel < length)
-    return start + rel, valid
-
-
-def cut_windows(feats, start, length, width):
-    """(T, D) utterance features + word frame starts/lengths → (n, width, D) windows."""
-    idx, valid = window_indices(start, length, width)
-    out = feats[np.clip(idx, 0, len(feats) - 1)]
-    out[~valid] = 0.0
-    return out
 
 
 def build_windows(fbank_h5, segments, out_h5, report_json, cfg, attrs=None, extra=None,
@@ -71,8 +43,9 @@ def build_windows(fbank_h5, segments, out_h5, report_json, cfg, attrs=None, extr
             log.warning("%d words of %d utterances without features skipped: %s", missing.sum(),
                         len(skipped_utts), skipped_utts[:20])
         seg = seg[~missing].reset_index(drop=True)
-        s = np.round(seg.start.to_numpy() / shift).astype(np.int64)
-        e = np.maximum(np.round(seg.end.to_numpy() / shift).astype(np.int64), s + 1)
+        t0s, t1s = seg.start.to_numpy(), seg.end.to_numpy()
+        s, n = word_frames(t0s, t1s, shift)
+        e = s + n
         W = len(seg)
         comp = {} if cfg["compression"] == "none" else {"compression": cfg["compression"],
                                                           "shuffle": True}
@@ -83,8 +56,7 @@ def build_windows(fbank_h5, segments, out_h5, report_json, cfg, attrs=None, extr
             groups = seg.groupby("utt_id", sort=False).indices
             for utt, rows in tqdm(groups.items(), desc=desc, mininterval=5):
                 f = fb["feats"][utt][()]
-                e_clip = np.minimum(e[rows], len(f))  # a word ending after the audio ends
-                w = cut_windows(f, s[rows], np.maximum(e_clip - s[rows], 1), width)
+                w = cut_windows(f, *word_frames(t0s[rows], t1s[rows], shift, len(f)), width)
                 ds[rows[0]:rows[-1] + 1] = w.astype(dtype)  # rows are contiguous (sorted)
             h5.create_dataset("words", data=seg.word.astype(str).to_numpy(dtype=object), dtype=str_t)
             h5.create_dataset("utt_ids", data=seg.utt_id.astype(str).to_numpy(dtype=object),

@@ -259,6 +259,36 @@ def caption_sweep_metrics():
     system = CAP["sweep"]["system"]
     caption_system(system)  # an error naming the configured systems
     return [f"results/caption/{system}/bs{b}/metrics.json" for b in CAP["sweep"]["batch_sizes"]]
+# --- coscos stage (coscos.smk) ---
+COSCOS = config["coscos"]
+COSCOS_TRAIN_KEYS = ("frames", "embed_dim", "image_layers", "speech_layers", "relu_cap", "init_scale", "l2",
+                     "max_norm", "rho", "eps", "batch_images", "epochs", "patience", "curve_images")
+
+
+def coscos_systems():
+    systems = list(COSCOS["systems"])
+    if config["corpus"] != "synthetic":
+        systems = [s for s in systems if s != "oracle"]  # no ground-truth word times on real data
+    return systems
+
+
+def coscos_segments(system):
+    aligner = "oracle" if system == "oracle" else config["speech"]["aligner"]
+    return f"results/speech/{aligner}/word_segments.tsv"
+
+
+def coscos_train_params(seed):
+    """The training keys of one seed's job (the seed from its wildcard, so adding a seed trains one more)."""
+    return {**{k: COSCOS[k] for k in COSCOS_TRAIN_KEYS}, "seed": int(seed)}
+
+
+def coscos_models(system):
+    """Every seed's model of a system (coscos.seeds), in config order: the runs of its tables."""
+    return [f"results/coscos/{system}/seed{s}/model.pt" for s in COSCOS["seeds"]]
+
+
+def coscos_histories():
+    return {s: [f"results/coscos/{s}/seed{k}/history.json" for k in COSCOS["seeds"]] for s in coscos_systems()}
 
 
 # --- recall stage (recall.smk) ---

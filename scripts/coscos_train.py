@@ -1,0 +1,8 @@
+from vgs.coscos.train import run_training
+from vgs.runtime import rule_logging, set_threads
+
+with rule_logging(snakemake):
+    set_threads(snakemake.threads)
+    run_training(snakemake.input.tokens, snakemake.input.fbank, snakemake.input.regions,
+                 snakemake.input.utterances, dict(snakemake.params.train), snakemake.params.checkpoint,
+                 snakemake.output.model, snakemake.output.history)
