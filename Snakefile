@@ -30,6 +30,7 @@ include: "workflow/rules/vision.smk"
 include: "workflow/rules/speech.smk"
 include: "workflow/rules/wordcnn.smk"
 include: "workflow/rules/fragment.smk"
+include: "workflow/rules/caption.smk"
 include: "workflow/rules/coscos.smk"
 include: "workflow/rules/recall.smk"
 
@@ -48,6 +49,8 @@ rule all:
         "results/figures/conv1_filters.png",
         "results/figures/conv1_moved.png",
         "results/figures/word_window.png",
+        expand("results/caption/{system}/training.png", system=config["caption"]["systems"]),
+        expand("results/caption/{system}/towers.pt", system=config["caption"]["systems"]),
         "results/coscos/ranks.json",
         "results/coscos/ranks.md",
         "results/figures/coscos_curves.png",

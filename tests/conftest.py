@@ -25,9 +25,9 @@ def snakemake(workdir, *args, targets=(), configfile=None, check=True):
     return proc
 
 
-def planned_jobs(workdir, *targets, configfile=None):
-    """{rule: count} that `snakemake -n` would run for `targets`."""
-    out = snakemake(workdir, "-n", "--quiet", "rules", targets=targets, configfile=configfile).stdout
+def planned_jobs(workdir, *targets, configfile=None, args=()):
+    """{rule: count} that `snakemake -n [args]` would run for `targets`."""
+    out = snakemake(workdir, "-n", "--quiet", "rules", *args, targets=targets, configfile=configfile).stdout
     table = out.split("Job stats:")[1] if "Job stats:" in out else ""
     return {m[0]: int(m[1]) for m in re.findall(r"^(\w+)\s+(\d+)$", table, re.M) if m[0] != "total"}
 

@@ -25,7 +25,8 @@ def _object_levels(schema, where="config"):
 
 def test_every_object_level_rejects_unknown_keys():
     """New sections must say additionalProperties: false.  The one other form allowed is a map
-    (no fixed keys, every value checked by a schema, e.g. synthetic.presets): nothing to misspell."""
+    (no fixed keys, every value checked by a schema, e.g. synthetic.presets, caption.systems): nothing
+    to misspell."""
     levels = dict(_object_levels(SCHEMA))
     assert len(levels) >= 20 and "config.fragment.eval" in levels and "definitions.preset" in levels
     loose = [w for w, s in levels.items()
@@ -33,7 +34,7 @@ def test_every_object_level_rejects_unknown_keys():
                      or (isinstance(s.get("additionalProperties"), dict) and "properties" not in s))]
     assert not loose, f"object levels without additionalProperties: false: {loose}"
     maps = sorted(w for w, s in levels.items() if isinstance(s.get("additionalProperties"), dict))
-    assert maps == ["config.synthetic.presets"]
+    assert maps == ["config.caption.systems", "config.synthetic.presets"]
 
 
 def test_config_defaults_pass_the_schema():

@@ -5,13 +5,14 @@ import re
 import pytest
 import torch
 
-from conftest import planned_jobs, snakemake, write_config
+from conftest import SEEDS, planned_jobs, snakemake, write_config
 from vgs.runtime import to_cpu, torch_device
 
 GPU_RULES = {"vision_regions": "vision", "vision_convmap": "vision", "wordcnn_train": "wordcnn",
              "wordcnn_vectors": "wordcnn", "fragment_train": "fragment", "fragment_evaluate": "fragment",
-             "coscos_train": "coscos", "coscos_evaluate": "coscos"}
-GPUS = {"vision": 1, "wordcnn": 2, "fragment": 3, "coscos": 4}  # distinct, so a rule reading the wrong section shows
+             "caption_train": "caption", "caption_evaluate": "caption", "coscos_train": "coscos",
+             "coscos_evaluate": "coscos"}
+GPUS = {"vision": 1, "wordcnn": 2, "fragment": 3, "caption": 4, "coscos": 5}  # distinct, so a rule reading the wrong section shows
 
 
 def dry_run_resources(workdir, configfile, *targets):
@@ -49,8 +50,8 @@ def test_changing_gpus_reruns_nothing(tmp_path):
     # the check can fail: a params change in the same sections does rerun
     changed["fragment"]["margin"] = 2.0
     assert planned_jobs(tmp_path, *targets, configfile=write_config(tmp_path / "c.yaml", **changed)) == {
-        "fragment_train": 1, "fragment_evaluate": 1}
-    log = (tmp_path / "results/logs/fragment_train_oracle.log").read_text()
+        "fragment_train": SEEDS, "fragment_evaluate": 1}
+    log = (tmp_path / "results/logs/fragment_train_oracle_seed0.log").read_text()
     assert re.search(r"using (cpu|cuda:\d+ \(.+\))$", log, re.M), log[-2000:]
 
 

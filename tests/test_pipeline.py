@@ -29,9 +29,13 @@ def test_main_job_writes_all_rows_logs_and_benchmarks(tiny_run):
     work, cfg = tiny_run
     recall = _recall(work)
     rows = {r["system"]: r for r in recall["rows"]}
-    assert set(rows) == {"speech", "oracle", "text", "random"}
+    caption = {f"caption:{s}{m}" for s in ("davenet2017", "matchmap", "milan") for m in ("", ":untrained")}
+    assert set(rows) == {"speech", "oracle", "text", "random"} | caption
+    for s in caption:
+        assert set(rows[s]["columns"]) == {"P@1 (3 pairs)", "P@5 (3 pairs)", "P@10 (3 pairs)"}
     for row in rows.values():
-        assert row["n_runs"] == (0 if row["system"] == "random" else SEEDS)  # fragment.seeds
+        seeds = 0 if row["system"] == "random" else 1 if row["system"] in caption else SEEDS  # {fragment,caption}.seeds
+        assert row["n_runs"] == seeds
         assert row["sizes"]["images"] == TINY["splits"]["test"]
         assert row["sizes"]["captions"] == 5 * TINY["splits"]["test"]
         for direction in ("search", "annotation"):
@@ -43,6 +47,9 @@ def test_main_job_writes_all_rows_logs_and_benchmarks(tiny_run):
     assert logs == benches and len(logs) >= 25  # every job: a log and a benchmark
     for fig in ("alignments", "regions", "conv1_filters", "word_window", "coscos_curves"):
         assert (work / "results" / "figures" / f"{fig}.png").stat().st_size > 10_000
+    for system in ("davenet2017", "matchmap", "milan"):
+        assert (work / "results" / "caption" / system / "training.png").stat().st_size > 10_000
+        assert (work / "results" / "caption" / system / "towers.pt").stat().st_size > 10_000
     assert planned_jobs(work, configfile=cfg) == {}  # nothing left to do
 
 
@@ -106,16 +113,28 @@ COSCOS = {"coscos_train": 2, "coscos_evaluate": 2, "coscos_tables": 1, "coscos_f
 
 
 @pytest.mark.parametrize("change, expected", [
-    ({"vision": {"gpus": 1}, "wordcnn": {"gpus": 2}, "fragment": {"gpus": 3}, "coscos": {"gpus": 1}}, {}),  # resources only
+    ({"vision": {"gpus": 1}, "wordcnn": {"gpus": 2}, "fragment": {"gpus": 3}, "caption": {"gpus": 4},
+      "coscos": {"gpus": 1}}, {}),  # resources only
     ({"fragment": {"embed_dim": 256}}, FRAGMENT),
     ({"fragment": {"seeds": [0, 1, 2, 7]}},  # one more seed: one more job per system, the rows again
      {"fragment_train": 3, "fragment_evaluate": 3, "recall_table": 1, "all": 1}),
     ({"coscos": {"max_norm": 4.0}}, COSCOS),
     ({"coscos": {"seeds": [0, 1]}}, COSCOS),  # seed 0 is kept: the 2 training jobs are seed 1 of each system
     ({"coscos": {"min_train_count": 3}}, {"coscos_tokens": 2, **COSCOS}),
-    ({"vision": {"nms_iou": 0.4}},
+    ({"vision": {"nms_iou": 0.4}},  # the fc caption systems read regions.h5 too, the matchmap one does not
      {"vision_regions": SHARDS["vision_regions"], "vision_regions_merge": 1, "vision_figure": 1,
-      "vision_proposal_quality": 1, **FRAGMENT, **COSCOS}),
+      "vision_proposal_quality": 1, **FRAGMENT, **COSCOS,
+      "caption_train": 4, "caption_evaluate": 4, "caption_figure": 2, "caption_towers": 2}),
+    ({"caption": {"systems": {"milan": {"lr": 0.01}}}},  # one system: its trained and (R) rows
+     {"caption_train": 2, "caption_evaluate": 2, "caption_figure": 1, "caption_towers": 1, "recall_table": 1,
+      "all": 1}),
+    ({"caption": {"defaults": {"max_frames": 500}}},
+     {"caption_train": 6, "caption_evaluate": 6, "caption_figure": 3, "caption_towers": 3, "recall_table": 1,
+      "all": 1}),
+    ({"caption": {"systems": {"matchmap": {"paper": None}}}},  # its rows' labels only: no training
+     {"caption_evaluate": 2, "recall_table": 1, "all": 1}),
+    ({"caption": {"systems": {"milan": {"untrained_row": False}}}},  # a row less: the table and its figure
+     {"caption_figure": 1, "recall_table": 1, "all": 1}),
     ({"speech": {"windows": {"frames": 80}}}, {"speech_windows": 2, "wordcorpus_windows": 1, **WORDNETS}),
     ({"word_corpus": {"source": "synthetic", "times": "ctm"}}, {"wordcorpus_windows": 1, **WORDNETS}),
     ({"speech": {"pocketsphinx": {"beam": 1.0e-90}}},  # both corpora are cut by the caption aligner

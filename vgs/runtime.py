@@ -228,3 +228,42 @@ def concat_h5(parts, out, attrs=None, block_rows=256):
     finally:
         for s in srcs:
             s.close()
+
+
+class EpochCheckpoint:
+    """Per-epoch training state of a resumable training loop (load_checkpoint / save_checkpoint
+    after every epoch), keeping the best epoch on dev.
+
+    state: epoch (last finished), history (one record per epoch), best (state dict), best_epoch,
+    best_score.  A resumed run continues at state['epoch'] + 1 with the saved model and optimiser."""
+
+    def __init__(self, path, fingerprint):
+        self.path, self.fingerprint = Path(path), fingerprint
+        self.state = {"epoch": 0, "history": [], "best": None, "best_epoch": 0, "best_score": -1.0}
+
+    def resume(self, model, optimizer):
+        ck = load_checkpoint(self.path, self.fingerprint)
+        if ck is not None:
+            model.load_state_dict(ck["model"])
+            optimizer.load_state_dict(ck["optim"])
+            self.state = ck["state"]
+
+    def end_epoch(self, epoch, record, score, model, optimizer, stop_after_epoch=None):
+        """Record the epoch, keep the model if `score` is the best so far, save; `stop_after_epoch`
+        simulates a kill after saving (tests)."""
+        import copy
+
+        self.state["history"].append(record)
+        if score > self.state["best_score"]:
+            self.state.update(best=copy.deepcopy(to_cpu(model.state_dict())), best_epoch=epoch, best_score=score)
+        self.state["epoch"] = epoch
+        save_checkpoint(self.path, self.fingerprint, model, optimizer, self.state)
+        if stop_after_epoch is not None and epoch >= stop_after_epoch:
+            raise KeyboardInterrupt(f"simulated kill after epoch {epoch}")
+
+    def finish(self, model):
+        """Load the best epoch's weights into `model`; the training summary."""
+        if self.state["best"] is not None:
+            model.load_state_dict(self.state["best"])
+        return {"best_epoch": self.state["best_epoch"], "best_dev_mean_recall": self.state["best_score"],
+                "history": self.state["history"], "fingerprint": self.fingerprint}

@@ -1,12 +1,10 @@
 """SGD training of the fragment model (paper sec. 4) with per-epoch atomic checkpoints, resume and
 best-epoch selection on the dev split.  Runs on a visible GPU (vgs.runtime.torch_device): data stay
 on the CPU and go over per batch; checkpoints and models hold CPU tensors."""
-import copy
 import hashlib
 import json
 import logging
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -14,7 +12,7 @@ from tqdm import tqdm
 
 from vgs import retrieval
 from vgs.fragment.model import FragmentModel, chunked_scores, margin_cost, score_matrix
-from vgs.runtime import atomic_path, load_checkpoint, load_torch, save_checkpoint, to_cpu, torch_device
+from vgs.runtime import EpochCheckpoint, atomic_path, load_torch, to_cpu, torch_device
 
 log = logging.getLogger(__name__)
 
@@ -75,23 +73,18 @@ def train_model(train, dev, cfg, checkpoint, stop_after_epoch=None, mem_mb=512, 
     """Train for cfg['epochs'] epochs; returns (best model, info), the model on `device` (default
     vgs.runtime.torch_device()). Resumes from `checkpoint` when it matches this config and data.
     `stop_after_epoch` simulates a kill (tests)."""
-    checkpoint = Path(checkpoint)
     fp = fingerprint(cfg, train, dev)
     model = build_model(train, cfg)
     device = torch.device(device) if device is not None else torch_device()
     model.to(device)  # before the optimizer, so its state lives on the same device
     opt = torch.optim.SGD(model.parameters(), lr=cfg["lr"], momentum=cfg["momentum"],
                           weight_decay=cfg.get("weight_decay", 0.0))
-    state = {"epoch": 0, "history": [], "best": None, "best_epoch": 0, "best_score": -1.0}
-    ck = load_checkpoint(checkpoint, fp)
-    if ck is not None:
-        model.load_state_dict(ck["model"])
-        opt.load_state_dict(ck["optim"])
-        state = ck["state"]
+    ck = EpochCheckpoint(checkpoint, fp)
+    ck.resume(model, opt)
     x_tr = torch.as_tensor(train.words)
     v_tr = torch.as_tensor(train.feats)
     offsets = train.offsets
-    for epoch in range(state["epoch"] + 1, cfg["epochs"] + 1):
+    for epoch in range(ck.state["epoch"] + 1, cfg["epochs"] + 1):
         t0 = time.time()
         model.train()
         batches = _epoch_batches(train, epoch, cfg)
@@ -111,21 +104,11 @@ def train_model(train, dev, cfg, checkpoint, stop_after_epoch=None, mem_mb=512, 
         score = retrieval.mean_recall(dev_tab)
         rec = {"epoch": epoch, "loss_per_image": total / max(1, n_img), "dev_mean_recall": score,
                "dev": dev_tab, "seconds": time.time() - t0, "images_per_s": n_img / (time.time() - t0)}
-        state["history"].append(rec)
         log.info("epoch %d: loss/image %.4f, dev mean recall %.2f (search R@10 %.1f, annot R@10 %.1f), "
                  "%.0f images/s", epoch, rec["loss_per_image"], score, dev_tab["search"]["R@10"],
                  dev_tab["annotation"]["R@10"], rec["images_per_s"])
-        if score > state["best_score"]:
-            state.update(best=copy.deepcopy(model.state_dict()), best_epoch=epoch, best_score=score)
-        state["epoch"] = epoch
-        save_checkpoint(checkpoint, fp, model, opt, state)
-        if stop_after_epoch is not None and epoch >= stop_after_epoch:
-            raise KeyboardInterrupt(f"simulated kill after epoch {epoch}")
-    if state["best"] is not None:
-        model.load_state_dict(state["best"])
-    info = {"best_epoch": state["best_epoch"], "best_dev_mean_recall": state["best_score"],
-            "history": state["history"], "fingerprint": fp, "device": str(device)}
-    return model, info
+        ck.end_epoch(epoch, rec, score, model, opt, stop_after_epoch)
+    return model, {**ck.finish(model), "device": str(device)}
 
 
 def save_model(model, cfg, info, path):

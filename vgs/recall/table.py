@@ -122,8 +122,8 @@ def markdown(result):
              "| " + " | ".join(df.columns) + " |", "|" + "---|" * len(df.columns)]
     lines += ["| " + " | ".join(str(v) for v in r) + " |" for _, r in df.iterrows()]
     for key, paper in result["papers"].items():
-        cols = [(d, name, m) for d, name in DIRECTIONS
-                for m in sorted({m for v in paper["rows"].values() for m in v.get(d, {})})]
+        cols = [(d, name, m) for d, name in DIRECTIONS  # metrics in the order the paper gives them
+                for m in dict.fromkeys(m for v in paper["rows"].values() for m in v.get(d, {}))]
         lines += ["", f"{paper['cite']}, {paper['data']} — published, for reference only (other corpus):", "",
                   "| Model | " + " | ".join(f"{name} {m}" for _, name, m in cols) + " |", "|---|" + "---|" * len(cols)]
         for row, v in paper["rows"].items():

@@ -243,6 +243,67 @@ def fragment_boxes():
     return f"{flickr_root()}/ground_truth/boxes.tsv" if config["corpus"] == "synthetic" else None
 
 
+# --- caption stage (caption.smk) ---
+CAP = config["caption"]
+# a row's mode: trained, untrained (the "(R)" row), or bs<N> (a batch-size sweep point)
+CAPTION_MODES = r"trained|untrained|bs\d+"
+# keys of a system that change what it trains (paper and untrained_row only pick rows and labels)
+CAPTION_TRAIN_KEYS = ("audio", "image", "similarity", "loss", "optimizer", "lr", "lr_decay", "lr_decay_every",
+                      "momentum", "weight_decay", "batch_size", "epochs", "width", "max_frames", "margin",
+                      "temperature", "normalize", "image_kernel", "grid")
+
+
+def caption_system(system):
+    """A system's keys: the defaults, overridden by its own."""
+    if system not in CAP["systems"]:
+        raise ValueError(f"caption: no system {system!r}; configured: {', '.join(CAP['systems'])}")
+    return {**CAP["defaults"], **CAP["systems"][system]}
+
+
+def caption_rows(system):
+    """The row modes of a system in the recall table."""
+    return ["trained"] + (["untrained"] if caption_system(system)["untrained_row"] else [])
+
+
+def caption_train_params(system, mode, seed):
+    """What one training job trains, in canonical form (changing another system's key reruns nothing here)."""
+    s = caption_system(system)
+    cfg = {k: s[k] for k in CAPTION_TRAIN_KEYS}
+    if mode.startswith("bs"):
+        cfg["batch_size"] = int(mode[2:])
+    return canonical({**cfg, "mode": "untrained" if mode == "untrained" else "trained", "seed": int(seed)})
+
+
+def caption_run_mode(system, mode):
+    """A sweep point at the system's own batch size is its trained row: the same job, not a copy."""
+    if mode.startswith("bs") and int(mode[2:]) == caption_system(system)["batch_size"]:
+        return "trained"
+    return mode
+
+
+def caption_image_h5(system):
+    return "results/vision/regions.h5" if caption_system(system)["image"] == "fc" else "results/vision/convmap.h5"
+
+
+def caption_models(system, mode):
+    return expand("results/caption/{system}/{mode}/seed{seed}/model.pt", system=system,
+                  mode=caption_run_mode(system, mode), seed=CAP["seeds"])
+
+
+def caption_histories(system):
+    return expand("results/caption/{system}/{mode}/seed{seed}/train.json", system=system,
+                  mode=caption_rows(system), seed=CAP["seeds"])
+
+
+def caption_metrics():
+    """Every recall row of the caption stage, system by system (trained, then its "(R)" row)."""
+    return [f"results/caption/{s}/{m}/metrics.json" for s in CAP["systems"] for m in caption_rows(s)]
+
+
+def caption_sweep_metrics():
+    system = CAP["sweep"]["system"]
+    caption_system(system)  # an error naming the configured systems
+    return [f"results/caption/{system}/bs{b}/metrics.json" for b in CAP["sweep"]["batch_sizes"]]
 # --- coscos stage (coscos.smk) ---
 COSCOS = config["coscos"]
 COSCOS_TRAIN_KEYS = ("frames", "embed_dim", "image_layers", "speech_layers", "relu_cap", "init_scale", "l2",
@@ -279,4 +340,4 @@ def coscos_histories():
 def recall_rows():
     """Every system's row of the one recall table (contract: vgs/recall/table.py), in table order.
     A stage with rows adds its metrics files here."""
-    return expand("results/fragment/{system}/metrics.json", system=fragment_systems())
+    return expand("results/fragment/{system}/metrics.json", system=fragment_systems()) + caption_metrics()

@@ -1,0 +1,7 @@
+from vgs.caption.sweep import write_sweep
+from vgs.runtime import rule_logging
+
+with rule_logging(snakemake):
+    sweep = snakemake.params.sweep
+    write_sweep(list(snakemake.input), sweep["batch_sizes"], snakemake.params.ks, sweep["system"],
+                snakemake.params.epochs, snakemake.output.json, snakemake.output.md)
