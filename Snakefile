@@ -26,6 +26,7 @@ include: "workflow/rules/speech.smk"
 include: "workflow/rules/wordcnn.smk"
 include: "workflow/rules/fragment.smk"
 include: "workflow/rules/coscos.smk"
+include: "workflow/rules/asr.smk"
 include: "workflow/rules/recall.smk"
 
 
