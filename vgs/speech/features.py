@@ -43,6 +43,7 @@ class Fbank:
     """The log-mel featurizer: frames of one utterance, and what the writer needs to know."""
 
     parallel = True  # thread-safe: extract_features runs `threads` of these at once
+    what = "log-mel features"
 
     def __init__(self, cfg):
         self.cfg, self.sample_rate = cfg, cfg["sample_rate"]
@@ -95,7 +96,7 @@ def _compute(item, feat):
                            "path": str(path)}
     f = feat(x, key)
     if not np.isfinite(f).all():  # finite float samples far beyond ±1 (e.g. 1e20) overflow float32
-        return key, None, {"problem": f"features not finite (peak |sample| {np.abs(x).max():.3g})",
+        return key, None, {"problem": f"{feat.what} not finite (peak |sample| {np.abs(x).max():.3g})",
                            "path": str(path)}
     return key, f, {**info, "duration": len(x) / feat.sample_rate, "signal": signal_problem(x)}
 

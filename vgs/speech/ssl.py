@@ -69,6 +69,7 @@ class SSLFeaturizer:
     """Frames of one utterance from a wav2vec 2.0-family model (see the module doc)."""
 
     parallel = False  # one model, torch's own threads
+    what = "ssl features"
 
     def __init__(self, cfg, device=None):
         import torch
