@@ -204,7 +204,7 @@ def test_ssl_front_end_end_to_end(tiny_run, tmp_path):
     target = "results/flickr8k_recall.json"
     assert planned_jobs(ssl_work, target, configfile=cfg) == {
         "speech_ssl": 1, "wordcorpus_ssl": 1, "speech_windows": 2, "wordcorpus_windows": 1, "wordcnn_train": 1,
-        "wordcnn_vectors": 2, "fragment_train": 2, "fragment_evaluate": 2, "recall_table": 1}
+        "wordcnn_vectors": 2, "fragment_train": 2 * SEEDS, "fragment_evaluate": 2, "recall_table": 1}
     snakemake(ssl_work, targets=[target], configfile=cfg)
     res = ssl_work / "results"
     with h5py.File(res / "speech/ssl.h5") as f:
