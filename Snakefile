@@ -32,6 +32,7 @@ include: "workflow/rules/wordcnn.smk"
 include: "workflow/rules/fragment.smk"
 include: "workflow/rules/caption.smk"
 include: "workflow/rules/coscos.smk"
+include: "workflow/rules/asr.smk"
 include: "workflow/rules/recall.smk"
 
 

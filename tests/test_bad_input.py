@@ -18,7 +18,7 @@ import torchaudio.functional as AF
 import yaml
 from PIL import Image
 
-from conftest import SEEDS, TINY, planned_jobs, snakemake
+from conftest import TINY, planned_jobs, snakemake
 from vgs.speech.audio import signal_problem
 
 NEW_WORDS = ("zorblax", "café")  # out of every dictionary (G2P) and non-ASCII
@@ -110,7 +110,9 @@ def _config(tmp_path, root, words):
         "corpus": "flickr8k", "flickr8k": {"root": str(root)}, "synthetic": {"preset": "tiny"},
         "word_corpus": {"source": "kaldi", "kaldi_dir": str(words), "ctm": str(words / "words.ctm")},
         "ingest": {"max_skip_fraction": 0.6},
-        "wordcnn": {"epochs": 3}, "fragment": {"epochs": 3}}))  # vectors and recall needed, not accuracy
+        "wordcnn": {"epochs": 3}, "fragment": {"epochs": 3},  # vectors and recall needed, not accuracy
+        # the cascade on every split (the silent recording is in one of them), trained on ASR text too
+        "asr": {"lms": ["caption"], "splits": ["train", "dev", "test"], "train_on_asr": True}}))
     return cfg
 
 
@@ -206,9 +208,19 @@ def _check(res, case):
     with h5py.File(res / "vision/regions.h5", "r") as h5:
         assert {case["gray"], case["png"]} <= set(h5["image_ids"].asstr()[()])
     # the job finished on what survived: every test caption with word vectors is a query
-    speech = next(r for r in load("flickr8k_recall.json")["rows"] if r["system"] == "speech")
+    rows = {r["system"]: r for r in load("flickr8k_recall.json")["rows"]}
     test_utts = utts[utts.index.isin(with_vectors) & (utts.split == "test")]
-    assert speech["test"]["search"]["n_queries"] == len(test_utts)
+    assert rows["speech"]["test"]["search"]["n_queries"] == len(test_utts)
+
+    # ASR: every manifest utterance has a hypothesis, in manifest order; the silent one is empty and
+    # counted, and stays a query of the cascade rows (a caption with no words)
+    hyps = pd.read_csv(res / "asr/caption/hypotheses.tsv", sep="\t", keep_default_na=False).set_index("utt_id")
+    assert list(hyps.index) == list(utts.index) and hyps.loc[case["silent"], "transcript"] == ""
+    wer = load("asr/caption/wer.json")
+    assert {"utt_id": case["silent"], "reason": "silent_audio: not decoded"} in wer["empty"]
+    assert wer["wer"]["all"]["empty_hypotheses"] == wer["empty_hypotheses"] >= 1
+    for system in ("asr_caption", "asr_caption_trained"):
+        assert rows[system]["test"]["search"]["n_queries"] == (utts.split == "test").sum()
 
 
 def test_a_damaged_cache_is_an_error_naming_it_and_its_rebuild_command(damaged_run, tmp_path):
@@ -239,7 +251,7 @@ def test_a_corpus_edited_in_place_reruns_ingest_and_what_follows(damaged_run):
     assert planned_jobs(work, target, configfile=cfg) == {}
     # the manifest and every stage after it, as a forced rerun of the manifest plans them
     after_ingest = planned_jobs(work, target, configfile=cfg, args=("--forcerun", "corpus_manifest"))
-    assert after_ingest["ingest"] == 1 and after_ingest["fragment_train"] == 2 * SEEDS
+    assert {"ingest", "speech_fbank_merge", "vision_regions_merge", "fragment_train", "asr_decode"} <= after_ingest.keys()
     wavs = root / "flickr_audio" / "wavs"
     shutil.copy(wavs / f"{case['wrong_audio']}.wav", wavs / f"{case['bom']}.wav")
     assert planned_jobs(work, target, configfile=cfg) == after_ingest

@@ -153,7 +153,7 @@ def test_text_word_vectors_group_words_by_context():
 def test_files_end_to_end(tmp_path):
     """Pipeline-format inputs -> train -> evaluate -> merged table, for the speech and text rows."""
     write_toy_files(tmp_path, splits=(("train", 50), ("dev", 10), ("test", 12)), seed=5)
-    tv = write_text_word_vectors(tmp_path / "utterances.tsv", tmp_path / "text.h5",
+    tv = write_text_word_vectors(tmp_path / "utterances.tsv", tmp_path / "utterances.tsv", tmp_path / "text.h5",
                                  dict(dim=200, window=0, min_count=1, seed=0))
     assert tv["oov"] == 0 and tv["dim"] == tv["vocab"] - 1
     test = load_split(tmp_path / "regions.h5", tmp_path / "word_vectors.h5", tmp_path / "utterances.tsv", "test")

@@ -1,6 +1,10 @@
 """The "text + word vec" row: word vectors learned offline from the training captions
 (PPMI co-occurrence + truncated SVD, standing in for the paper's 200-d vectors of [22]),
-written in the speech stage's word_vectors.h5 layout so the same model and loaders apply."""
+written in the speech stage's word_vectors.h5 layout so the same model and loaders apply.
+
+The transcripts are files (utt_id, split, transcript): the vectors are fit on one file's train
+split and emitted for every row of another, so the same rule serves ground truth (the manifest)
+and ASR hypotheses (the cascade rows, results/asr/<lm>/hypotheses.tsv)."""
 import logging
 
 import h5py
@@ -9,7 +13,6 @@ import pandas as pd
 from scipy import sparse
 from sklearn.decomposition import TruncatedSVD
 
-from vgs.fragment.data import read_utterances
 from vgs.runtime import atomic_path
 
 log = logging.getLogger(__name__)
@@ -59,19 +62,27 @@ def fit_word_vectors(captions, dim=200, window=2, min_count=1, cds=0.75, seed=0)
     return vocab, vec.astype(np.float32)
 
 
-def write_text_word_vectors(utterances_tsv, out_h5, cfg):
-    """Fit on the train split's transcripts; emit vectors for every utterance's words.
-    Out-of-vocabulary words (dev/test words unseen in training) are skipped and counted."""
-    u = read_utterances(utterances_tsv)
-    if "transcript" not in u.columns:
-        raise ValueError(f"{utterances_tsv}: missing column 'transcript'")
-    train = u[u["split"] == "train"]["transcript"].astype(str).tolist()
-    if not train:
-        raise ValueError(f"{utterances_tsv}: no train-split transcripts to learn word vectors from")
+def read_transcripts(path):
+    t = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
+    missing = {"utt_id", "split", "transcript"} - set(t.columns)
+    if missing:
+        raise ValueError(f"{path}: missing columns {sorted(missing)}")
+    return t
+
+
+def write_text_word_vectors(fit_tsv, emit_tsv, out_h5, cfg):
+    """Fit on the train split's transcripts of `fit_tsv`; emit vectors for the words of every row
+    of `emit_tsv`.  Out-of-vocabulary words (unseen in the fit file's train split) are skipped and
+    counted; a row without words (an empty ASR hypothesis) gets no vectors."""
+    train = read_transcripts(fit_tsv)
+    train = train.loc[train["split"] == "train", "transcript"].tolist()
+    if not any(t.split() for t in train):
+        raise ValueError(f"{fit_tsv}: no train-split transcripts to learn word vectors from")
+    u = read_transcripts(emit_tsv)
     vocab, vec = fit_word_vectors(train, cfg["dim"], cfg["window"], cfg["min_count"], seed=cfg["seed"])
     wid = {w: i for i, w in enumerate(vocab)}
     utt, words, index = [], [], []
-    for uid, tr in zip(u["utt_id"], u["transcript"].astype(str)):
+    for uid, tr in zip(u["utt_id"], u["transcript"]):
         for n, w in enumerate(tr.split()):
             utt.append(uid)
             words.append(w)
@@ -89,5 +100,6 @@ def write_text_word_vectors(utterances_tsv, out_h5, cfg):
             f["index"] = np.array(index)[ok]
             f["start"] = np.full(int(ok.sum()), np.nan)  # no times: text has no audio
             f["end"] = np.full(int(ok.sum()), np.nan)
-            f.attrs["source"] = "PPMI+SVD on train transcripts"
-    return {"vocab": len(vocab), "dim": int(vec.shape[1]), "tokens": int(len(words)), "oov": int((~ok).sum())}
+            f.attrs["source"] = f"PPMI+SVD on the train transcripts of {fit_tsv}; words of {emit_tsv}"
+    return {"vocab": len(vocab), "dim": int(vec.shape[1]), "tokens": int(len(words)), "oov": int((~ok).sum()),
+            "rows_without_words": int(sum(not t.split() for t in u["transcript"]))}

@@ -15,10 +15,12 @@ entire spectrogram"), applied to each utterance's whole T×40 log-mel matrix:
 so 0 is the utterance's mean energy — the value zero padding of a word window takes.
 
 HDF5 layout (fbank.h5): group `feats` with one float32 dataset (T, 40) per utterance, named by
-utt_id, attrs `duration`, `source_rate`; file attrs record the parameters.  It is built in
-`<out>.partial` (each dataset marked `done` once written, with its wav's path, size and mtime in
-`source`), so a killed run resumes where it stopped, keeping only utterances still listed with the
-same wav, and renamed onto `<out>` when complete."""
+utt_id, attrs `duration`, `source_rate`; file attrs record the parameters, `dim` and
+`frame_shift_ms`.  It is built in `<out>.partial` (each dataset marked `done` once written, with its
+wav's path, size and mtime in `source`; the file flushed every FLUSH_EVERY utterances), so a killed
+run resumes where it stopped, keeping only utterances still listed with the same wav, and renamed
+onto `<out>` when complete.  The same writer stores self-supervised features (ssl.h5,
+vgs.speech.ssl): a featurizer object computes the frames, this module does the rest."""
 import json
 import logging
 import os
@@ -34,6 +36,22 @@ from ..runtime import atomic_path, file_signature, open_h5, open_partial
 from .audio import BadAudioError, load_audio, signal_problem
 
 log = logging.getLogger(__name__)
+FLUSH_EVERY = 200  # utterances between flushes of the partial file (what a kill can lose)
+
+
+class Fbank:
+    """The log-mel featurizer: frames of one utterance, and what the writer needs to know."""
+
+    parallel = True  # thread-safe: extract_features runs `threads` of these at once
+    what = "log-mel features"
+
+    def __init__(self, cfg):
+        self.cfg, self.sample_rate = cfg, cfg["sample_rate"]
+        self.min_seconds, self.frame_shift_ms = cfg["frame_length_ms"] / 1000, cfg["frame_shift_ms"]
+        self.layout = f"feats/<utt_id>: (T, num_mel_bins) float32; frame i centred at {cfg['frame_shift_ms']:g}*(i+0.5) ms"
+
+    def __call__(self, x, key):
+        return fbank(x, self.cfg, key)
 
 
 def fbank(x, cfg, key=""):
@@ -67,28 +85,33 @@ def normalise(f, mode):
     return ((f - mu) / np.maximum(sd, 1e-5)).astype(np.float32)
 
 
-def _compute(item, cfg):
+def _compute(item, feat):
     key, path = item
     try:
-        x, info = load_audio(path, cfg["sample_rate"])
+        x, info = load_audio(path, feat.sample_rate)
     except BadAudioError as e:
         return key, None, {"problem": e.problem, "path": str(path)}
-    if len(x) < cfg["sample_rate"] * cfg["frame_length_ms"] / 1000:
-        return key, None, {"problem": f"shorter than one {cfg['frame_length_ms']} ms frame",
+    if len(x) < feat.sample_rate * feat.min_seconds:
+        return key, None, {"problem": f"shorter than one {1000 * feat.min_seconds:g} ms frame",
                            "path": str(path)}
-    f = fbank(x, cfg, key)
+    f = feat(x, key)
     if not np.isfinite(f).all():  # finite float samples far beyond ±1 (e.g. 1e20) overflow float32
-        return key, None, {"problem": f"log-mel features not finite (peak |sample| {np.abs(x).max():.3g})",
+        return key, None, {"problem": f"{feat.what} not finite (peak |sample| {np.abs(x).max():.3g})",
                            "path": str(path)}
-    return key, f, {**info, "duration": len(x) / cfg["sample_rate"], "signal": signal_problem(x)}
+    return key, f, {**info, "duration": len(x) / feat.sample_rate, "signal": signal_problem(x)}
 
 
-def extract_features(items, cfg, out_h5, report_json, threads=1, ark=None, scp=None, desc="fbank"):
+def extract_features(items, cfg, out_h5, report_json, threads=1, ark=None, scp=None, desc="fbank",
+                     featurizer=None):
     """Features for `items` [(utt_id, wav_path)] into `out_h5` (resumable) and optionally a Kaldi
-    ark/scp pair.  Bad audio is a counted, logged skip listed in the report."""
+    ark/scp pair.  Bad audio is a counted, logged skip listed in the report.  `featurizer`: what
+    computes the frames (default: Fbank(cfg)); `cfg` is recorded and a partial file made with
+    another cfg is started afresh."""
     import torch
 
-    torch.set_num_threads(1)
+    feat = featurizer or Fbank(cfg)
+    workers = max(1, threads) if feat.parallel else 1  # else the featurizer uses torch's threads
+    torch.set_num_threads(1 if feat.parallel else max(1, threads))
     t0 = time.time()
     partial = f"{out_h5}.partial"
     sig = json.dumps(cfg, sort_keys=True)
@@ -109,9 +132,11 @@ def extract_features(items, cfg, out_h5, report_json, threads=1, ark=None, scp=N
         done = set(g.keys())
         reused = len(done)
         todo = [it for it in items if it[0] not in done]
-        with ThreadPoolExecutor(max(1, threads)) as pool:  # soundfile and torch release the GIL
-            for key, f, info in tqdm(pool.map(lambda it: _compute(it, cfg), todo), total=len(todo),
-                                     desc=desc, mininterval=5):
+        with ThreadPoolExecutor(workers) as pool:  # soundfile and torch release the GIL
+            for n, (key, f, info) in enumerate(tqdm(pool.map(lambda it: _compute(it, feat), todo),
+                                                    total=len(todo), desc=desc, mininterval=5)):
+                if n % FLUSH_EVERY == FLUSH_EVERY - 1:
+                    h5.flush()
                 if f is None:
                     skipped.append({"utt_id": key, **info})
                     log.warning("skipped %s: %s: %s", key, info["path"], info["problem"])
@@ -126,11 +151,16 @@ def extract_features(items, cfg, out_h5, report_json, threads=1, ark=None, scp=N
                 ds.attrs["done"] = True
         for k, v in cfg.items():
             h5.attrs[k] = v
-        h5.attrs["layout"] = "feats/<utt_id>: (T, num_mel_bins) float32; frame i centred at 10*i+5 ms"
+        h5.attrs["layout"] = feat.layout
+        h5.attrs["frame_shift_ms"] = feat.frame_shift_ms
+        dims = {g[k].shape[1] for k in g}
+        if len(dims) > 1:
+            raise ValueError(f"{partial}: utterances with different feature dimensions {sorted(dims)}")
+        h5.attrs["dim"] = dims.pop() if dims else 0  # 0: no utterance (an empty shard)
     os.replace(partial, out_h5)
     if n_res or n_mix:
         log.info("converted audio: %d resampled to %d Hz, %d downmixed to mono", n_res,
-                 cfg["sample_rate"], n_mix)
+                 feat.sample_rate, n_mix)
     counts = {"utterances": len(items), "reused_from_partial_run": reused, "skips": skipped,
               "resampled": n_res, "downmixed": n_mix, "clipped_utterances": signal["clipped"],
               "silent_utterances": signal["silent"]}
@@ -176,6 +206,7 @@ def merge_features(shard_h5s, shard_reports, out_h5, report_json, ark=None, scp=
             with open_h5(path) as src:
                 if i == 0:
                     dst.attrs.update(dict(src.attrs))
+                dst.attrs["dim"] = max(int(dst.attrs["dim"]), int(src.attrs["dim"]))  # an empty shard says 0
                 for k in src["feats"]:
                     src.copy(src["feats"][k], g, name=k)
     counts = {k: sum(p[k] for p in parts)
@@ -200,6 +231,6 @@ def write_kaldi(h5_path, ark, scp):
 
 
 def load_feats(h5_path):
-    """{utt_id: (T, 40) array} from an fbank HDF5 (reads everything: small corpora, tests)."""
+    """{utt_id: (T, D) array} from a features HDF5 (reads everything: small corpora, tests)."""
     with open_h5(h5_path) as h5:
         return {k: h5["feats"][k][()] for k in h5["feats"]}

@@ -1,12 +1,15 @@
 """Fixed-width word windows: each word's frames centred in `width` frames (100 = 1 s), padded or
 truncated equally on both sides (vgs/frames.py, shared with the coscos stage).
 
+The configured `frames` count 10 ms frames; features with another frame shift (ssl: 20 ms) get the
+same duration, width = round(frames * 10 / frame_shift_ms), and their own dimension D.
+
 Output HDF5 (caption_windows.h5 / wordcorpus windows.h5), W windows:
-  windows (W, width, n_mels) float32 [or float16]   chunked, optionally gzip-compressed
+  windows (W, width, D) float32 [or float16]   chunked, optionally gzip-compressed
   words, utt_ids (W,) utf-8;  index (W,) int32 position in the caption / CTM order
   start, end (W,) float64 seconds;  frames (W,) int32 word length before padding/truncation
   speakers (W,) utf-8   (word corpus only)
-attrs: width, n_mels, frame_shift_ms, dtype, padding, aligner/source, n_longer_than_window."""
+attrs: width, n_mels (= D), frame_shift_ms, dtype, padding, aligner/source, n_longer_than_window."""
 import json
 import logging
 import os
@@ -23,20 +26,29 @@ from ..runtime import atomic_path, open_h5
 log = logging.getLogger(__name__)
 
 
+def feature_dim(h5, path):
+    """D of a features file: its `dim` attribute, else its first utterance's frames."""
+    if "dim" in h5.attrs:
+        return int(h5.attrs["dim"])
+    for k in h5["feats"]:
+        return int(h5["feats"][k].shape[1])
+    raise ValueError(f"{path}: no features stored")
+
+
 def build_windows(fbank_h5, segments, out_h5, report_json, cfg, attrs=None, extra=None,
                   desc="windows"):
     """Windows for every row of `segments` (utt_id, index, word, start, end [, speaker]).
 
     Words whose utterance has no features (skipped bad audio) are a counted, logged skip."""
     t0 = time.time()
-    width = cfg["frames"]
     dtype = np.dtype(cfg["dtype"])
     seg = segments.sort_values(["utt_id", "index"]).reset_index(drop=True)
     with open_h5(fbank_h5) as fb:
         have = set(fb["feats"].keys())
-        n_mels = int(fb.attrs["num_mel_bins"])
+        n_mels = feature_dim(fb, fbank_h5)
         shift_ms = float(fb.attrs["frame_shift_ms"])  # the features' own frame shift
         shift = shift_ms / 1000.0
+        width = max(1, int(round(cfg["frames"] * 10.0 / shift_ms)))
         missing = ~seg.utt_id.isin(have)
         skipped_utts = sorted(seg.utt_id[missing].unique())
         if skipped_utts:
@@ -51,8 +63,9 @@ def build_windows(fbank_h5, segments, out_h5, report_json, cfg, attrs=None, extr
                                                           "shuffle": True}
         str_t = h5py.string_dtype("utf-8")
         with atomic_path(out_h5) as tmp, h5py.File(tmp, "w") as h5:
+            rows_per_chunk = max(1, min(64, 2 ** 20 // (width * n_mels * dtype.itemsize)))  # <= 1 MB
             ds = h5.create_dataset("windows", (W, width, n_mels), dtype=dtype,
-                                   chunks=(min(max(W, 1), 64), width, n_mels), **comp)
+                                   chunks=(min(max(W, 1), rows_per_chunk), width, n_mels), **comp)
             groups = seg.groupby("utt_id", sort=False).indices
             for utt, rows in tqdm(groups.items(), desc=desc, mininterval=5):
                 f = fb["feats"][utt][()]

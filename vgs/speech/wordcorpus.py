@@ -15,12 +15,13 @@ from .windows import build_windows, read_segments
 log = logging.getLogger(__name__)
 
 
-def wordcorpus_features(wav_scp, out_h5, report_json, cfg, threads=1):
+def wordcorpus_features(wav_scp, out_h5, report_json, cfg, threads=1, featurizer=None):
     check_dir(os.path.dirname(wav_scp))
     scp = read_table(wav_scp)
     with tempfile.TemporaryDirectory() as tmp:  # piped wav.scp entries are decoded here
         items = [(k, resolve_wav(v, tmp, os.path.dirname(wav_scp))) for k, v in scp.items()]
-        return extract_features(items, cfg, out_h5, report_json, threads, desc="fbank[wordcorpus]")
+        return extract_features(items, cfg, out_h5, report_json, threads, desc="features[wordcorpus]",
+                                featurizer=featurizer)
 
 
 def wordcorpus_align(kaldi_dir, ctm, aligner, cfg, textgrid_dir, segments_tsv, report_json, threads=1):

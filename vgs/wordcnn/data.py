@@ -5,7 +5,6 @@ import logging
 import numpy as np
 
 from ..runtime import open_h5, strings
-from .models import FRAMES, MELS
 
 log = logging.getLogger(__name__)
 META = ("words", "utt_ids", "index", "start", "end")
@@ -18,8 +17,8 @@ def read_meta(path, extra=()):
         if missing:
             raise ValueError(f"{path}: missing dataset(s) {missing}")
         n, shape = len(f["windows"]), f["windows"].shape
-        if shape[1:] != (FRAMES, MELS):
-            raise ValueError(f"{path}: windows have shape {shape}, expected (W, {FRAMES}, {MELS})")
+        if len(shape) != 3 or min(shape[1:]) < 1:
+            raise ValueError(f"{path}: windows have shape {shape}, expected (W, frames, dim)")
         meta = {}
         for k in (*META, *extra):
             meta[k] = strings(f[k][()]) if f[k].dtype.kind in "OSU" else f[k][()]

@@ -6,7 +6,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from ..runtime import atomic_path  # noqa: E402
+from ..runtime import atomic_path, open_h5  # noqa: E402
 from .data import read_meta, read_windows  # noqa: E402
 from .models import load_model  # noqa: E402
 
@@ -23,10 +23,10 @@ def plot_filters(model_path, out_png):
     model, _ = load_model(model_path)
     if model.conv1 is None:
         raise ValueError(f"{model_path}: arch {model.arch!r} has no convolutional layer to plot")
-    w = model.conv1.weight.detach().numpy()[:, 0]  # (64, 40 mels, 5 frames)
+    w = model.conv1.weight.detach().numpy()[:, 0]  # (64, 40 mels or D feature rows, 5 frames)
     fig, axes = plt.subplots(4, 16, figsize=(12, 6))
     _filter_grid(axes, w)
-    fig.suptitle("64 learned first-layer filters (40 mel bands x 5 frames)")
+    fig.suptitle(f"64 learned first-layer filters ({w.shape[1]} feature rows x {w.shape[2]} frames)")
     fig.tight_layout()
     with atomic_path(out_png) as tmp:
         fig.savefig(tmp, format="png", dpi=100)
@@ -71,11 +71,13 @@ def plot_word_window(windows_path, out_png, word=None):
     hits = np.flatnonzero(words == word)
     if not len(hits):
         raise ValueError(f"{windows_path}: word {word!r} not in the windows")
-    x = read_windows(windows_path, hits[:1])[0]  # (100 frames, 40 mels)
+    x = read_windows(windows_path, hits[:1])[0]  # (frames, dim): (100, 40 mels) for log-mel
+    with open_h5(windows_path) as f:
+        shift = float(f.attrs.get("frame_shift_ms", 10.0))
     fig, ax = plt.subplots(figsize=(6, 3))
     im = ax.imshow(x.T, origin="lower", aspect="auto", cmap="magma")
-    ax.set_xlabel("frame (10 ms)"), ax.set_ylabel("mel band")
-    ax.set_title(f'log-mel window of "{word}"')
+    ax.set_xlabel(f"frame ({shift:g} ms)"), ax.set_ylabel("feature dimension (mel band)")
+    ax.set_title(f'{x.shape[0]} x {x.shape[1]} window of "{word}"')
     fig.colorbar(im, ax=ax)
     fig.tight_layout()
     with atomic_path(out_png) as tmp:

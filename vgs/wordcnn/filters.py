@@ -34,7 +34,8 @@ def conv1_diagnostics(model, init, x, y, seed):
     probe = copy.deepcopy(model)
     with torch.random.fork_rng():
         torch.manual_seed(seed + 1)  # another draw from the same init scheme
-        fresh = WordNet("cnn", 2, conv1_init_std=model.conv1_init_std).conv1
+        frames, dim = model.window_shape
+        fresh = WordNet("cnn", 2, conv1_init_std=model.conv1_init_std, frames=frames, dim=dim).conv1
     with torch.no_grad():
         probe.conv1.weight.copy_(fresh.weight)
         probe.conv1.bias.copy_(fresh.bias)

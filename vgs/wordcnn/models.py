@@ -14,7 +14,9 @@ spectrogram with mel features vertical and frames horizontal (Fig. 1), so the ne
   fc    3008 -> 1024, ReLU, dropout 0.5 ; fc 1024 -> 1024, ReLU, dropout 0.5 ; fc -> classes
 
 The DNN baselines of Table 2 replace conv/LRN/pool by plain FC layers on the flattened
-4000-d window.  Every net subtracts the training-set mean spectrogram (a buffer, so the
+4000-d window.  Window sizes flow from the data (e.g. 50 frames x 768 dims of self-supervised
+features, vgs.speech.ssl): the conv filter spans all D feature rows, as it spans all 40 mel bands.
+Every net subtracts the training-set mean spectrogram (a buffer, so the
 saved model carries it) and exposes `embed()`: the 1024-d activation of the last hidden FC
 after its ReLU (Caffe's in-place ReLU overwrites that blob, so it is what the paper
 extracted; dropout is the identity in eval mode).
@@ -24,7 +26,7 @@ from torch import nn
 
 from ..runtime import load_torch
 
-FRAMES, MELS, HIDDEN = 100, 40, 1024
+FRAMES, MELS, HIDDEN = 100, 40, 1024  # the paper's window (1 s of 40 log-mel bands); others work
 ARCHS = ("cnn", "dnn2", "dnn3")
 PAPER_TABLE2 = {  # top-1 / top-5 % on the WSJ isolated-word test set
     "dnn2": ("DNN, 2x1024 FC", 75.5, 93.9),
@@ -43,36 +45,42 @@ def _fc_stack(n_in, n_layers, dropout):
 class WordNet(nn.Module):
     """Mean subtraction -> front end (conv block or nothing) -> FC stack -> classifier."""
 
-    def __init__(self, arch, n_classes, dropout=0.5, conv1_init_std=None):
+    def __init__(self, arch, n_classes, dropout=0.5, conv1_init_std=None, frames=FRAMES, dim=MELS):
         super().__init__()
         if arch not in ARCHS:
             raise ValueError(f"unknown word-net architecture {arch!r}; choose one of {ARCHS}")
+        if arch == "cnn" and frames < 8:
+            raise ValueError(f"the CNN needs windows of at least 8 frames (conv 5 + pool 4), got {frames}")
         self.arch = arch
         self.conv1_init_std = conv1_init_std
-        self.register_buffer("mean", torch.zeros(FRAMES, MELS))
+        self.register_buffer("mean", torch.zeros(frames, dim))
         if arch == "cnn":
             self.front = nn.Sequential(
-                nn.Conv2d(1, 64, kernel_size=(MELS, 5), stride=1, padding=(1, 0)),
+                nn.Conv2d(1, 64, kernel_size=(dim, 5), stride=1, padding=(1, 0)),
                 nn.ReLU(),
                 nn.LocalResponseNorm(size=5, alpha=1e-4, beta=0.75, k=1.0),
                 nn.MaxPool2d(kernel_size=(3, 4), stride=(1, 2)),
             )
-            n_in, n_fc = 64 * 1 * 47, 2
+            n_in, n_fc = 64 * 1 * ((frames - 8) // 2 + 1), 2  # 64 x 1 x 47 for 100 frames
             if conv1_init_std is not None:  # Caffe-style Gaussian filler (see wordcnn/filters.py)
                 nn.init.normal_(self.front[0].weight, std=conv1_init_std)
                 nn.init.zeros_(self.front[0].bias)
         else:
             self.front = nn.Identity()
-            n_in, n_fc = FRAMES * MELS, int(arch[-1])
+            n_in, n_fc = frames * dim, int(arch[-1])
         self.hidden = _fc_stack(n_in, n_fc, dropout)
         self.classifier = nn.Linear(HIDDEN, n_classes)
+
+    @property
+    def window_shape(self):
+        return tuple(self.mean.shape)
 
     @property
     def conv1(self):
         return self.front[0] if self.arch == "cnn" else None
 
     def embed(self, x):
-        """(N, 100 frames, 40 mels) -> (N, 1024) penultimate activations (post-ReLU)."""
+        """(N, frames, dim) windows, e.g. (N, 100, 40) -> (N, 1024) penultimate activations (post-ReLU)."""
         x = (x - self.mean).transpose(1, 2).unsqueeze(1)  # (N, 1, mels, frames)
         return self.hidden(self.front(x).flatten(1))
 
@@ -91,6 +99,7 @@ def load_model(path):
     ck = load_torch(path)
     if "state_dict" not in ck or "arch" not in ck:
         raise ValueError(f"{path}: not a word-net model file (no arch/state_dict)")
-    model = WordNet(ck["arch"], len(ck["classes"]))
+    frames, dim = ck["state_dict"]["mean"].shape  # the window size it was trained on
+    model = WordNet(ck["arch"], len(ck["classes"]), frames=frames, dim=dim)
     model.load_state_dict(ck["state_dict"])
     return model.eval(), ck

@@ -86,7 +86,8 @@ def train(windows_path, model_out, metrics_out, params, on_epoch_end=None, devic
     ytr, yte = torch.from_numpy(labels[tr]), torch.from_numpy(labels[te])
 
     torch.manual_seed(p["seed"])
-    model = WordNet(p["arch"], len(classes), dropout=p["dropout"], conv1_init_std=p.get("conv1_init_std"))
+    model = WordNet(p["arch"], len(classes), dropout=p["dropout"], conv1_init_std=p.get("conv1_init_std"),
+                    frames=xtr.shape[1], dim=xtr.shape[2])
     conv1_init = None if model.conv1 is None else model.conv1.weight.detach().clone()  # for filters.py
     model.mean.copy_(xtr.mean(0))  # pixel-by-pixel mean over the training set
     dev = torch.device(device) if device is not None else torch_device()

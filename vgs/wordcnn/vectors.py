@@ -62,6 +62,11 @@ def extract_vectors(model_path, windows_path, out_path, report_path=None, batch_
     model, ck = load_model(model_path)
     model.to(torch.device(device) if device is not None else torch_device())
     meta = read_meta(windows_path)
+    with open_h5(windows_path) as f:
+        shape = tuple(f["windows"].shape[1:])
+    if shape != model.window_shape:
+        raise ValueError(f"{windows_path}: windows of {shape} (frames, dim), but {model_path} was trained on "
+                         f"{model.window_shape}: rebuild both from the same speech.features")
     order, uniq, offsets = caption_order(meta["utt_ids"], meta["index"])
     known = set(ck["classes"])
     in_vocab = np.array([w in known for w in meta["words"][order]], bool)

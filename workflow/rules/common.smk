@@ -1,6 +1,7 @@
 # Shared helpers for all rules: where the corpora live and how logs/benchmarks are named.
 import json
 import os
+import re
 import sys
 
 sys.path.append(workflow.basedir)  # vgs beside the Snakefile, for a snakemake installed elsewhere
@@ -168,6 +169,17 @@ def speech_fbank_params():
     return {k: v for k, v in config["speech"]["fbank"].items() if k != "threads"}
 
 
+def speech_ssl_params():
+    """Keys that change the ssl features (threads and gpus only change speed)."""
+    return canonical({k: v for k, v in config["speech"]["ssl"].items() if k not in ("threads", "gpus")})
+
+
+def speech_features(corpus):
+    """Frame features of `corpus` (speech: the captions | wordcorpus) that every consumer reads:
+    results/<corpus>/fbank.h5 or ssl.h5 (speech.features)."""
+    return f"results/{corpus}/{config['speech']['features']}.h5"
+
+
 def speech_align_params(aligner):
     return dict(config["speech"].get(aligner, {}))
 
@@ -215,6 +227,10 @@ def fragment_systems():
 
 FRAGMENT_TRAIN_KEYS = ("embed_dim", "lr", "momentum", "weight_decay", "batch_images", "epochs", "margin",
                        "standardize_images")
+# text rows: ground truth (text) and the ASR cascade's (asr_<lm>: the text model on ASR hypotheses;
+# asr_<lm>_trained: vectors and model trained on ASR hypotheses too)
+FRAGMENT_TEXT_SYSTEMS = "text|asr_(?:general|caption)(?:_trained)?"
+FRAGMENT_TRAINED_SYSTEMS = "speech|oracle|text|asr_(?:general|caption)_trained"
 
 
 def fragment_train_params(seed):
@@ -223,15 +239,28 @@ def fragment_train_params(seed):
 
 
 def fragment_models(system):
-    """Every seed's model of a system (fragment.seeds), in config order: its recall row's runs."""
-    return [f"results/fragment/{system}/seed{s}/model.pt" for s in FRAG["seeds"]]
+    """Every seed's model a system is evaluated with (fragment.seeds), in config order: its recall row's
+    runs.  Its own, except asr_<lm>: the text row's (trained on ground-truth transcripts, evaluated on
+    ASR hypotheses)."""
+    own = system if re.fullmatch(FRAGMENT_TRAINED_SYSTEMS, system) else "text"
+    return [f"results/fragment/{own}/seed{s}/model.pt" for s in FRAG["seeds"]]
 
 
 def fragment_word_vectors_for(system):
-    if system == "text":
-        return "results/fragment/text/word_vectors.h5"
+    if re.fullmatch(FRAGMENT_TEXT_SYSTEMS, system):
+        return f"results/fragment/{system}/word_vectors.h5"
     aligner = "oracle" if system == "oracle" else config.get("speech", {}).get("aligner", "pocketsphinx")
     return f"results/speech/{aligner}/word_vectors.h5"
+
+
+def fragment_transcripts(system):
+    """The text rows' transcript files (utt_id, split, transcript): `fit` (word vectors learned on
+    its train split) and `emit` (the captions given vectors)."""
+    manifest = "results/manifests/utterances.tsv"
+    if system == "text":
+        return {"fit": manifest, "emit": manifest}
+    hyps = asr_hypotheses(asr_lm_of(system))
+    return {"fit": hyps if system.endswith("_trained") else manifest, "emit": hyps}
 
 
 def fragment_truth():
@@ -334,10 +363,42 @@ def coscos_models(system):
 
 def coscos_histories():
     return {s: [f"results/coscos/{s}/seed{k}/history.json" for k in COSCOS["seeds"]] for s in coscos_systems()}
+# --- asr stage (asr.smk) ---
+ASR = config["asr"]
+ASR_LMS = "general|caption"
+ASR_SYSTEMS = "asr_(?:general|caption)(?:_trained)?"
+
+
+def asr_lm_of(system):
+    """asr_<lm>[_trained] -> lm."""
+    return system.split("_")[1]
+
+
+def asr_hypotheses(lm):
+    return f"results/asr/{lm}/hypotheses.tsv"
+
+
+def asr_splits():
+    """Splits decoded: asr.splits, always test (the rows are scored on it), and train + dev when
+    rows are trained on ASR text."""
+    return sorted(set(ASR["splits"]) | {"test"} | ({"train", "dev"} if ASR["train_on_asr"] else set()))
+
+
+def asr_decode_inputs(wildcards):
+    if wildcards.lm == "caption":
+        return {"utterances": "results/manifests/utterances.tsv", "lm": "results/asr/caption_lm/lm.arpa",
+                "dict": "results/asr/caption_lm/words.dict"}
+    return {"utterances": "results/manifests/utterances.tsv"}
+
+
+def asr_systems():
+    """The cascade rows: asr_<lm> for each of asr.lms, and asr_<lm>_trained with asr.train_on_asr."""
+    return [f"asr_{lm}{v}" for v in ["", "_trained"][:1 + ASR["train_on_asr"]] for lm in ASR["lms"]]
 
 
 # --- recall stage (recall.smk) ---
 def recall_rows():
     """Every system's row of the one recall table (contract: vgs/recall/table.py), in table order.
     A stage with rows adds its metrics files here."""
-    return expand("results/fragment/{system}/metrics.json", system=fragment_systems()) + caption_metrics()
+    return (expand("results/fragment/{system}/metrics.json", system=fragment_systems())
+            + expand("results/asr/rows/{system}.json", system=asr_systems()) + caption_metrics())

@@ -4,19 +4,24 @@
 #   speech: word-CNN vectors of words cut by config speech.aligner (the paper's "Spectrogram CNN")
 #   oracle: the same with ground-truth word times (synthetic corpus only)
 #   text:   ground-truth transcript words through PPMI+SVD word vectors ("Text + word vec")
+#   asr_<lm>, asr_<lm>_trained: the same on ASR hypotheses (the asr stage's cascade rows), with the
+#           text row's model or one trained on hypotheses
 
 
 rule fragment_textvec:
+    """PPMI+SVD word vectors fit on one transcript file's train split, emitted for another's rows."""
+    wildcard_constraints:
+        system=FRAGMENT_TEXT_SYSTEMS,
     input:
-        utterances="results/manifests/utterances.tsv",
+        unpack(lambda w: fragment_transcripts(w.system)),
     output:
-        "results/fragment/text/word_vectors.h5",
+        "results/fragment/{system}/word_vectors.h5",
     params:
         textvec=FRAG["textvec"],
     log:
-        log_path("fragment_textvec"),
+        log_path("fragment_textvec_{system}"),
     benchmark:
-        bench_path("fragment_textvec")
+        bench_path("fragment_textvec_{system}")
     threads: 1
     resources:
         mem_mb=2000,
@@ -30,7 +35,7 @@ rule fragment_textvec:
 rule fragment_train:
     """One model per (system, seed): each seed its own job and checkpoint dir (fragment.seeds)."""
     wildcard_constraints:
-        system="speech|oracle|text",
+        system=FRAGMENT_TRAINED_SYSTEMS,
         seed=r"\d+",
     input:
         regions="results/vision/regions.h5",
@@ -63,7 +68,7 @@ rule fragment_train:
 rule fragment_evaluate:
     """Test ranks of every seed's model → the system's row of the recall table (one run per seed)."""
     wildcard_constraints:
-        system="speech|oracle|text",
+        system=f"speech|oracle|{FRAGMENT_TEXT_SYSTEMS}",
     input:
         models=lambda wc: fragment_models(wc.system),
         regions="results/vision/regions.h5",

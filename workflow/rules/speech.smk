@@ -3,6 +3,7 @@
 #   results/speech/{aligner}/word_segments.tsv             utt_id, index, word, start, end (s)
 #   results/speech/{aligner}/alignment_report.json
 #   results/speech/fbank.h5 (+ fbank.ark/.scp, fbank_report.json)
+#   results/speech/ssl.h5 (+ ssl_report.json)                 speech.features: ssl (wav2vec 2.0 / HuBERT)
 #   results/speech/{aligner}/caption_windows.h5 (+ windows_report.json)
 #   results/wordcorpus/{aligner}/word_segments.tsv (+ alignment_report.json, textgrids/)  word_corpus.times: aligner
 #   results/wordcorpus/fbank.h5, results/wordcorpus/windows.h5 (+ reports)
@@ -116,10 +117,59 @@ rule speech_fbank_merge:
         "../../scripts/speech_fbank_merge.py"
 
 
-rule speech_windows:
-    """Every aligned caption word as a 100-frame (1 s) centred window."""
+rule speech_ssl:
+    """Self-supervised frame features of every caption: one layer of a wav2vec 2.0-family model."""
     input:
-        fbank="results/speech/fbank.h5",
+        utterances="results/manifests/utterances.tsv",
+    output:
+        h5="results/speech/ssl.h5",
+        report="results/speech/ssl_report.json",
+    params:
+        ssl=speech_ssl_params(),
+    threads: config["speech"]["ssl"]["threads"]
+    resources:
+        mem_mb=6000,
+        runtime=240,
+        gpu=config["speech"]["ssl"]["gpus"],
+    log:
+        log_path("speech_ssl"),
+    benchmark:
+        bench_path("speech_ssl")
+    conda:
+        VGS_ENV
+    script:
+        "../../scripts/speech_ssl.py"
+
+
+rule wordcorpus_ssl:
+    """Self-supervised features of the word corpus, same model and layer as the captions."""
+    input:
+        corpus=word_corpus_dir(),
+        files="results/manifests/corpus_words.tsv",
+    output:
+        h5="results/wordcorpus/ssl.h5",
+        report="results/wordcorpus/ssl_report.json",
+    params:
+        ssl=speech_ssl_params(),
+    threads: config["speech"]["ssl"]["threads"]
+    resources:
+        mem_mb=6000,
+        runtime=240,
+        gpu=config["speech"]["ssl"]["gpus"],
+    log:
+        log_path("wordcorpus_ssl"),
+    benchmark:
+        bench_path("wordcorpus_ssl")
+    conda:
+        VGS_ENV
+    script:
+        "../../scripts/speech_wordcorpus_ssl.py"
+
+
+rule speech_windows:
+    """Every aligned caption word as a 1 s centred window of the frame features (speech.features)."""
+    input:
+        fbank=speech_features("speech"),
         segments="results/speech/{aligner}/word_segments.tsv",
     output:
         h5="results/speech/{aligner}/caption_windows.h5",
@@ -195,10 +245,10 @@ rule wordcorpus_align:
 
 
 rule wordcorpus_windows:
-    """Every word token of the word corpus as a 100-frame window, with its speaker, cut at the CTM's
-    times or the caption aligner's (word_corpus.times)."""
+    """Every word token of the word corpus as a 1 s window of the frame features (speech.features),
+    with its speaker, cut at the CTM's times or the caption aligner's (word_corpus.times)."""
     input:
-        fbank="results/wordcorpus/fbank.h5",
+        fbank=speech_features("wordcorpus"),
         corpus=word_corpus_dir(),
         files="results/manifests/corpus_words.tsv",
         segments=wordcorpus_segments(as_input=True),
