@@ -28,6 +28,7 @@ include: "workflow/rules/fragment.smk"
 include: "workflow/rules/caption.smk"
 include: "workflow/rules/coscos.smk"
 include: "workflow/rules/recall.smk"
+include: "workflow/rules/patterns.smk"
 
 
 rule all:

@@ -57,6 +57,7 @@ def select(scores, spans, iou=0.1, max_keep=10, ratio=0.5):
 
 # --- the stage: every caption of a split grounded in its image ---------------------------------
 log = logging.getLogger(__name__)
+CHUNK_IMAGES = 32  # images (and their captions) per step: bounds memory, does not change results
 STATUSES = ("grounded", "no_features", "no_vad", "no_image_features", "too_short", "all_silent")
 
 
@@ -120,7 +121,7 @@ def ground_split(towers_path, convmap_h5, fbank_h5, vad_h5, utterances_tsv, imag
         cm_row = {i: r for r, i in enumerate(strings(cm["image_ids"][:]))}
         rows, cols = cm["convmap"].shape[2:]
         image_ids = items["image_id"].drop_duplicates().to_numpy()
-        chunk = params["chunk_images"]
+        chunk = CHUNK_IMAGES
         for a in tqdm(range(0, len(image_ids), chunk), desc="grounding", unit="chunk", mininterval=10):
             t0 = time.perf_counter()
             chunk_ids = image_ids[a:a + chunk]

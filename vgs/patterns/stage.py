@@ -226,3 +226,28 @@ def markdown(r):
                        f"{_f(a['object_purity'])} | {_f(b['object_purity'])} | {_f(a['linked_audio_names_object'])} | "
                        f"{_f(b['linked_audio_names_object'])} |")
     return "\n".join(out) + "\n"
+
+
+def run_figures(groundings_h5, clusters_h5, fbank_h5, words_tsv, params, out):
+    """Rule patterns_figures: the paper's Figs. 1-4 (out: dict fig1..fig4 -> png path), at k =
+    table3.k, labels from the main aligner, random clustering beside the k-means one."""
+    from . import figures as fg
+
+    g, items, attrs = read_groundings(groundings_h5)
+    grounding_params = json.loads(attrs["params"])
+    words = read_words(words_tsv)
+    fg.fig1_grounding(g, items, fbank_h5, words, grounding_params, out["fig1"], params["figures"]["seed"])
+    k = params["table3"]["k"]
+    utt, audio, _ = grounding_labels(g, items, {"aligner": words}, None, params)
+    names = {"k-means": "kmeans", "random": "random"}
+    cls = {n: read_clusters(clusters_h5, k, kind) for n, kind in names.items()}
+    tables = {n: evaluate_clustering(c, utt, audio, None, params, ["aligner"])["audio"]["aligner"] for n, c in cls.items()}
+    fg.fig2_purity_variance(tables, out["fig2"], k)
+    img_tables = {n: pd.DataFrame({"size": np.bincount(c["image"]["labels"], minlength=len(c["image"]["variance"])),
+                                   "variance": c["image"]["variance"]}) for n, c in cls.items()}
+    linked = {n: tables[n]["label"].to_numpy()[c["affinity"].argmax(1)] for n, c in cls.items()}
+    fg.fig3_image_clusters(g, items, img_tables, {n: c["image"]["centroids"] for n, c in cls.items()},
+                           {n: c["image"]["labels"] for n, c in cls.items()}, linked, out["fig3"],
+                           params["figures"]["image_clusters"], params["figures"]["crops"])
+    fg.fig4_tsne({n: c["audio"]["centroids"] for n, c in cls.items()}, tables, out["fig4"],
+                 params["figures"]["tsne_top"], params["figures"]["seed"])

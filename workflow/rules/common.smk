@@ -296,3 +296,50 @@ def recall_rows():
     """Every system's row of the one recall table (contract: vgs/recall/table.py), in table order.
     A stage with rows adds its metrics files here."""
     return expand("results/fragment/{system}/metrics.json", system=fragment_systems()) + caption_metrics()
+
+
+# --- patterns stage (patterns.smk) ---
+PAT = config["patterns"]
+
+
+def patterns_towers():
+    """The trained towers of patterns.system / patterns.seed, exported by the caption stage."""
+    return f"results/caption/{PAT['system']}/trained/seed{PAT['seed']}/towers.pt"
+
+
+def patterns_words():
+    """Word tables that label segments: the main aligner's, and on the synthetic corpus the truth."""
+    aligner = config["speech"]["aligner"]
+    words = {aligner: f"results/speech/{aligner}/word_segments.tsv"}
+    if config["corpus"] == "synthetic":
+        words["ground_truth"] = f"{flickr_root()}/ground_truth/word_times.tsv"
+    return words
+
+
+def patterns_boxes_tsv():
+    return f"{flickr_root()}/ground_truth/boxes.tsv" if config["corpus"] == "synthetic" else None
+
+
+def patterns_params(rule):
+    """The keys each patterns rule reads (so that a changed key reruns only what it affects)."""
+    P = PAT
+    vad = {k: v for k, v in P["vad"].items() if k != "max_silence"}
+    geometry = {"split": P["split"], "grounding": P["grounding"], "vad": {"max_silence": P["vad"]["max_silence"]}}
+    out = {
+        "vad": {"split": P["split"], **vad},
+        "ground": {**geometry, "boxes": P["boxes"], "segments": P["segments"]},
+        "compare": {**geometry, "compare": P["compare"],
+                    "boxes": {k: v for k, v in P["boxes"].items() if k != "embed"},
+                    "segments": {k: v for k, v in P["segments"].items() if k != "embed"}},
+        "cluster": P["cluster"],
+        "evaluate": {k: P[k] for k in ("prune", "table3", "min_word_overlap", "visual_iou")} | {"ks": P["cluster"]["ks"]},
+        "figures": {"table3": {"k": P["table3"]["k"]}, "min_word_overlap": P["min_word_overlap"], "figures": P["figures"]},
+    }[rule]
+    return canonical(out)
+
+
+def patterns_outputs():
+    """What rule all asks of this stage."""
+    d = f"results/patterns/{PAT['system']}"
+    return ["results/patterns/vad_report.json", f"{d}/grounding_report.json", f"{d}/tables.md", f"{d}/compare.md",
+            *[f"{d}/fig{i}.png" for i in (1, 2, 3, 4)]]
