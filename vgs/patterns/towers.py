@@ -23,6 +23,7 @@ patterns_compare, and both selectable by config):
       first and pools their embeddings: the same result with ~10x fewer FLOPs."""
 import json
 import logging
+import warnings
 
 import numpy as np
 import torch
@@ -37,7 +38,9 @@ class Towers:
     def __init__(self, path, device=None):
         extra = {"towers.json": ""}
         self.device = device or torch_device()
-        self.net = torch.jit.load(str(path), map_location=self.device, _extra_files=extra).eval()
+        with warnings.catch_warnings():  # torch 2.13 calls TorchScript deprecated; the export contract keeps it
+            warnings.simplefilter("ignore", DeprecationWarning)
+            self.net = torch.jit.load(str(path), map_location=self.device, _extra_files=extra).eval()
         self.meta = json.loads(extra["towers.json"] or "{}")
         for k in ("stride", "feat_dim", "embed_dim", "image_dim", "similarity"):
             if k not in self.meta:
