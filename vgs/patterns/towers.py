@@ -134,10 +134,16 @@ class Towers:
         return self.net.image_head(pooled.reshape(n * len(W), -1)).reshape(n, len(W), -1).float().cpu().numpy()
 
 
+PAD_TO = 64  # frames: batches padded to a multiple, so the CPU conv kernels see few distinct shapes
+# (oneDNN caches primitives per input shape: one shape per caption length grew memory ~100 MB per
+# 160 captions); the towers mask padding, so results do not change
+
+
 def _pad(feats):
-    """Zero-padded batch (B, T, F) float32 and lengths (B,) int64."""
+    """Zero-padded batch (B, T, F) float32 (T a multiple of PAD_TO) and lengths (B,) int64."""
     L = torch.tensor([len(f) for f in feats], dtype=torch.int64)
-    x = torch.zeros(len(feats), int(L.max()) if len(feats) else 0, feats[0].shape[1] if feats else 1)
+    T = -(-int(L.max()) // PAD_TO) * PAD_TO if len(feats) else 0
+    x = torch.zeros(len(feats), T, feats[0].shape[1] if feats else 1)
     for j, f in enumerate(feats):  # one copy per caption, not per frame
         x[j, :len(f)] = torch.as_tensor(np.asarray(f, np.float32))
     return x, L
