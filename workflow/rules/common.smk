@@ -302,9 +302,23 @@ def recall_rows():
 PAT = config["patterns"]
 
 
-def patterns_towers():
-    """The trained towers of patterns.system / patterns.seed, exported by the caption stage."""
-    return f"results/caption/{PAT['system']}/trained/seed{PAT['seed']}/towers.pt"
+def patterns_check():
+    """What the schema cannot say: cross-key constraints, checked before any job."""
+    if PAT["table3"]["k"] not in PAT["cluster"]["ks"]:
+        raise ValueError(f"patterns.table3.k = {PAT['table3']['k']} is not one of patterns.cluster.ks "
+                         f"{PAT['cluster']['ks']}")
+    if PAT["boxes"]["min_aspect"] > PAT["boxes"]["max_aspect"]:
+        raise ValueError("patterns.boxes.min_aspect exceeds patterns.boxes.max_aspect")
+    if PAT["segments"]["min_frames"] > PAT["segments"]["max_frames"]:
+        raise ValueError("patterns.segments.min_frames exceeds patterns.segments.max_frames")
+
+
+patterns_check()
+
+
+def patterns_towers(wildcards):
+    """The trained towers of the system / patterns.seed, exported by the caption stage."""
+    return f"results/caption/{wildcards.system}/trained/seed{PAT['seed']}/towers.pt"
 
 
 def patterns_words():
@@ -314,6 +328,12 @@ def patterns_words():
     if config["corpus"] == "synthetic":
         words["ground_truth"] = f"{flickr_root()}/ground_truth/word_times.tsv"
     return words
+
+
+def patterns_word_inputs():
+    """File inputs behind patterns_words(): the aligner's table and the corpus root that holds the
+    ground truth (a file inside a directory output is not an output Snakemake knows)."""
+    return [f"results/speech/{config['speech']['aligner']}/word_segments.tsv", *speech_truth()]
 
 
 def patterns_boxes_tsv():

@@ -14,7 +14,7 @@ rule patterns_vad:
     input:
         utterances="results/manifests/utterances.tsv",
         fbank="results/speech/fbank.h5",
-        words=list(patterns_words().values()),
+        words=patterns_word_inputs(),
     output:
         h5="results/patterns/vad.h5",
         report=report("results/patterns/vad_report.json", category="Patterns", caption="../report/patterns_vad.rst"),
@@ -38,7 +38,7 @@ rule patterns_vad:
 rule patterns_ground:
     """Every box x segment pair of every caption scored (one GEMM per image), groundings selected."""
     input:
-        towers="results/caption/{system}/trained/seed%d/towers.pt" % PAT["seed"],
+        towers=patterns_towers,
         convmap="results/vision/convmap.h5",
         fbank="results/speech/fbank.h5",
         vad="results/patterns/vad.h5",
@@ -94,7 +94,7 @@ rule patterns_evaluate:
     input:
         groundings="results/patterns/{system}/groundings.h5",
         clusters="results/patterns/{system}/clusters.h5",
-        words=list(patterns_words().values()),
+        words=patterns_word_inputs(),
     output:
         json="results/patterns/{system}/tables.json",
         md=report("results/patterns/{system}/tables.md", category="Patterns", caption="../report/patterns_tables.rst"),
@@ -119,7 +119,7 @@ rule patterns_evaluate:
 rule patterns_compare:
     """Fast vs exact embeddings on a seeded sample: pool vs exact segments, roi vs crop boxes."""
     input:
-        towers="results/caption/{system}/trained/seed%d/towers.pt" % PAT["seed"],
+        towers=patterns_towers,
         convmap="results/vision/convmap.h5",
         fbank="results/speech/fbank.h5",
         vad="results/patterns/vad.h5",
