@@ -8,6 +8,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from ..runtime import atomic_path, open_h5  # noqa: E402
@@ -102,11 +103,15 @@ def fig2_purity_variance(tables, out_png, k):
 
 def fig3_image_clusters(g, items, img_tables, centroids, labels, audio_label_of, out_png, n_clusters=10, n_crops=9):
     """Fig. 3: the n_crops boxes nearest the centroid of n_clusters image clusters (the lowest-variance
-    ones with at least n_crops members), titled with the label of the most associated audio
-    cluster; bottom row: one cluster of the random clustering."""
+    ones with at least n_crops distinct crops), titled with the label of the most associated audio
+    cluster; last panel: one cluster of the random clustering."""
+    # distinct crops: the captions of one image often ground the same box
+    image_of = items["image_id"].to_numpy(dtype=object)[g["item"].astype(np.int64)]
+    crop_key = pd.Series([f"{m} {b}" for m, b in zip(image_of, np.round(g["box"], 3).tolist())])
     rows = []
     for name, t in img_tables.items():
-        ok = np.flatnonzero(t["size"].to_numpy() >= n_crops)
+        distinct = crop_key.groupby(labels[name]).nunique().reindex(range(len(t)), fill_value=0).to_numpy()
+        ok = np.flatnonzero(distinct >= n_crops)
         pick = ok[np.argsort(t["variance"].to_numpy()[ok], kind="stable")]
         rows += [(name, c) for c in pick[: n_clusters if name == "k-means" else 1]]
     side = int(np.ceil(np.sqrt(n_crops)))
@@ -116,10 +121,7 @@ def fig3_image_clusters(g, items, img_tables, centroids, labels, audio_label_of,
         members = np.flatnonzero(labels[name] == c)
         d = ((g["box_emb"][members] - centroids[name][c]) ** 2).sum(1)
         members = members[np.argsort(d, kind="stable")]
-        # distinct crops: the captions of one image often ground the same box
-        image_of = items["image_id"].to_numpy(dtype=object)[g["item"][members].astype(np.int64)]
-        key = [f"{m} {b}" for m, b in zip(image_of, np.round(g["box"][members], 3).tolist())]
-        _, first = np.unique(key, return_index=True)
+        _, first = np.unique(crop_key.to_numpy()[members], return_index=True)
         tiles = []
         for gi in members[np.sort(first)][:n_crops]:  # nine crops per cluster
             it = items.iloc[int(g["item"][gi])]
