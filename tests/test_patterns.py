@@ -2,7 +2,7 @@
 clustering, labels and purity/coverage on hand-made data, and the grounding stage end to end on a
 hand-built corpus with a toy TorchScript towers file (the caption stage's export contract)."""
 import itertools
-import json
+import warnings
 
 import h5py
 import numpy as np
@@ -192,43 +192,54 @@ def test_silero_vad_loads_offline_and_finds_speech(tiny_flickr):
 
 # --- towers contract and the grounding stage on a hand-built corpus --------------------------------
 class ToyTowers(nn.Module):
-    """The caption stage's towers.pt contract with a pointwise audio "net" (optionally max-pooled by 2)
-    and a linear (or ReLU, not affine) image tower."""
+    """The caption stage's towers.pt contract (vgs/caption/__init__.py) with a pointwise audio "net"
+    (optionally max-pooled by 2) and a linear (or ReLU, not affine) fc image tower."""
 
-    def __init__(self, feat_dim, image_dim, dim, stride=1, relu_image=False):
+    def __init__(self, feat_dim, image_dim, dim, stride=1, relu_image=False, similarity="dot"):
         super().__init__()
         torch.manual_seed(0)
         self.audio = nn.Linear(feat_dim, dim, bias=False)
         self.proj = nn.Linear(image_dim, dim, bias=False)
-        self.stride, self.relu_image = stride, relu_image
+        self.relu_image = relu_image
+        self.similarity: str = similarity
+        self.normalize: str = "audio"
+        self.embed_dim: int = dim
+        self.feat_dim: int = feat_dim
+        self.frame_stride: int = stride
+        self.image_kind: str = "fc"
 
-    def forward(self, x, lengths):
+    @torch.jit.export
+    def embed_audio(self, x, lengths):
         y = self.audio(x)
-        if self.stride == 2:
+        if self.frame_stride == 2:
             y = F.max_pool1d(y.transpose(1, 2), 2, 2, ceil_mode=True).transpose(1, 2)
             lengths = (lengths + 1) // 2
         mask = torch.arange(y.shape[1])[None, :] < lengths[:, None]
         return y * mask[..., None].to(y.dtype), lengths
 
     @torch.jit.export
-    def audio_head(self, e):
-        return F.normalize(e, dim=-1)
+    def pool_audio(self, frames, lengths):
+        mask = (torch.arange(frames.shape[1])[None, :] < lengths[:, None]).to(frames.dtype)
+        return F.normalize((frames * mask[..., None]).sum(1) / lengths.clamp_min(1)[:, None].to(frames.dtype), dim=-1)
 
     @torch.jit.export
-    def image(self, v):
+    def embed_images(self, v):
         y = self.proj(v)
-        return F.relu(y) if self.relu_image else y
+        return (F.relu(y) if self.relu_image else y)[:, None, :]
 
     @torch.jit.export
-    def image_head(self, e):
-        return e
+    def pool_image(self, cells):
+        return cells.mean(1)
+
+    def forward(self, x, lengths):
+        frames, lengths = self.embed_audio(x, lengths)
+        return self.pool_audio(frames, lengths)
 
 
-def save_towers(path, module, **meta):
-    meta = {"system": "toy", "seed": 0, "stride": module.stride, "feat_dim": module.audio.in_features,
-            "embed_dim": module.audio.out_features, "image_dim": module.proj.in_features, "similarity": "dot",
-            "normalize": "audio", **meta}
-    torch.jit.save(torch.jit.script(module.eval()), str(path), _extra_files={"towers.json": json.dumps(meta)})
+def save_towers(path, module):
+    with warnings.catch_warnings():  # torch 2.13 calls TorchScript deprecated; the caption stage exports it
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.jit.save(torch.jit.script(module.eval()), str(path))
     return path
 
 
@@ -253,6 +264,13 @@ def test_towers_fast_paths_equal_the_slow_ones(tmp_path):
     for a, b in zip(pooled, exact):
         np.testing.assert_allclose(a, b, atol=1e-5)
     assert [len(a) for a in pooled] == [33, 6]
+
+
+def test_towers_of_a_matchmap_system_are_refused_by_name(tmp_path):
+    from vgs.patterns.towers import Towers
+
+    with pytest.raises(ValueError, match=r"m.pt: grounding needs .* dot product, not 'fc' / 'misa'"):
+        Towers(save_towers(tmp_path / "m.pt", ToyTowers(5, 6, 4, similarity="misa")), torch.device("cpu"))
 
 
 GRID = {"grid": 4, "min_side": 0.5, "min_aspect": 2 / 3, "max_aspect": 1.5}

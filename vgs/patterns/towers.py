@@ -1,15 +1,15 @@
 """The trained system's two towers, loaded from the caption stage's TorchScript export
-(results/caption/{system}/trained/seed{seed}/towers.pt, written by rule caption_export), and the
-local embeddings of the 2017 paper's sec. 4 computed with them.
+(results/caption/{system}/towers.pt, rule caption_towers; its contract is the docstring of the
+caption package), and the local embeddings of the 2017 paper's sec. 4 computed with them.
 
-Contract of towers.pt (a torch.jit module; extra file `towers.json` holds its metadata):
-  forward(x (B, T, F) float32 log-mels, lengths (B,) int64) -> (frames (B, T', D), lengths' (B,))
-      the audio net's frame outputs, zero past each caption's length; T' ~ T / meta["stride"]
-  audio_head(pooled (B, D)) -> (B, D)   what the system applies after the mean over frames (L2 or nothing)
-  image(v (B, C)) -> (B, D)             the image tower on pooled CNN features, before image_head
-  image_head(e (B, D)) -> (B, D)        L2 or nothing
-  meta: system, seed, stride, feat_dim, embed_dim, image_dim, similarity (dot), normalize.
-The caption embedding is audio_head(mean of frames); a box embedding is image_head(image(pooled)).
+What this stage uses of towers.pt (a torch.jit module, no vgs import needed):
+  embed_audio(x (B, T, F) log-mels, lengths (B,)) -> (frames (B, T', D), lengths' (B,)),
+      zero past each caption's length; T' ~ T / frame_stride
+  pool_audio(frames, lengths) -> (B, D): mean over valid frames, then L2 unless normalize == none
+  embed_images(v (N, C)) -> (N, 1, D) for image_kind fc (a whole-frame or box vector)
+  pool_image(cells (N, 1, D)) -> (N, D): L2 when normalize == both
+  attributes similarity (must be dot), normalize, embed_dim, feat_dim, frame_stride, image_kind (fc).
+A segment embedding is pool_audio of its frames; a box embedding pool_image(embed_images(pooled)).
 
 Departures from the paper, for speed on CPUs (both measured against the exact way by rule
 patterns_compare, and both selectable by config):
@@ -21,7 +21,6 @@ patterns_compare, and both selectable by config):
       CNN's input and runs the CNN (the paper; one forward pass per box: a GPU's job).
       When the image tower is affine (checked numerically), `roi` applies it to the map's cells
       first and pools their embeddings: the same result with ~10x fewer FLOPs."""
-import json
 import logging
 import warnings
 
@@ -32,22 +31,23 @@ from ..runtime import torch_device
 from .proposals import span_means
 
 log = logging.getLogger(__name__)
+META = ("similarity", "normalize", "embed_dim", "feat_dim", "frame_stride", "image_kind")
 
 
 class Towers:
     def __init__(self, path, device=None):
-        extra = {"towers.json": ""}
         self.device = device or torch_device()
         with warnings.catch_warnings():  # torch 2.13 calls TorchScript deprecated; the export contract keeps it
             warnings.simplefilter("ignore", DeprecationWarning)
-            self.net = torch.jit.load(str(path), map_location=self.device, _extra_files=extra).eval()
-        self.meta = json.loads(extra["towers.json"] or "{}")
-        for k in ("stride", "feat_dim", "embed_dim", "image_dim", "similarity"):
-            if k not in self.meta:
-                raise ValueError(f"{path}: towers.json lacks {k!r}; rebuild it with rule caption_export")
-        if self.meta["similarity"] != "dot":
-            raise ValueError(f"{path}: grounding needs a system scored by a dot product of pooled "
-                             f"embeddings, not {self.meta['similarity']!r} (patterns.system)")
+            self.net = torch.jit.load(str(path), map_location=self.device).eval()
+        missing = [k for k in META if not hasattr(self.net, k)]
+        if missing:
+            raise ValueError(f"{path}: towers lack {', '.join(missing)}; rebuild it with rule caption_towers")
+        self.meta = {k: getattr(self.net, k) for k in META}
+        if self.meta["similarity"] != "dot" or self.meta["image_kind"] != "fc":
+            raise ValueError(f"{path}: grounding needs a system with a whole-frame (fc) image tower scored by "
+                             f"a dot product, not {self.meta['image_kind']!r} / {self.meta['similarity']!r} "
+                             f"(patterns.system)")
         self._affine = None
 
     @torch.no_grad()
@@ -59,7 +59,7 @@ class Towers:
         for b in range(0, len(order), batch_size):
             items = order[b:b + batch_size]
             x, L = _pad([feats[i] for i in items])
-            A, La = self.net(x.to(self.device), L.to(self.device))
+            A, La = self.net.embed_audio(x.to(self.device), L.to(self.device))
             A, La = A.float().cpu().numpy(), La.cpu().numpy()
             for j, i in enumerate(items):
                 out[i] = A[j, :La[j]]
@@ -67,8 +67,12 @@ class Towers:
 
     @torch.no_grad()
     def head(self, pooled, which="audio"):
-        fn = self.net.audio_head if which == "audio" else self.net.image_head
-        return fn(torch.as_tensor(pooled, dtype=torch.float32, device=self.device)).cpu().numpy()
+        """What the system applies after pooling (L2 or nothing) on pooled vectors (N, D): its pool
+        over one frame / one cell."""
+        x = torch.as_tensor(pooled, dtype=torch.float32, device=self.device)[:, None, :]
+        if which == "audio":
+            return self.net.pool_audio(x, torch.ones(len(x), dtype=torch.int64, device=self.device)).cpu().numpy()
+        return self.net.pool_image(x).cpu().numpy()
 
     def segment_embeddings_pool(self, frames_out, spans):
         """`pool` mode: mean of each caption's frame outputs (T'_c, D) over its spans (S_c, 2) given
@@ -80,7 +84,7 @@ class Towers:
         if not n.sum():
             return [np.zeros((0, self.meta["embed_dim"]), np.float32) for _ in spans]
         owner = np.repeat(np.arange(len(spans)), n)
-        sp = np.clip(np.concatenate([np.asarray(s, np.float64) for s in spans if len(s)]) / self.meta["stride"],
+        sp = np.clip(np.concatenate([np.asarray(s, np.float64) for s in spans if len(s)]) / self.meta["frame_stride"],
                      0, lens[owner, None]) + off[owner, None]
         E = self.head(span_means(np.concatenate(frames_out), sp))
         return np.split(E, np.cumsum(n)[:-1])
@@ -94,17 +98,16 @@ class Towers:
         embs = []
         for b in range(0, len(pieces), batch_size):
             x, L = _pad([p for _, p in pieces[b:b + batch_size]])
-            A, La = self.net(x.to(self.device), L.to(self.device))
-            mask = (torch.arange(A.shape[1], device=A.device)[None, :] < La[:, None]).to(A.dtype)
-            pooled = (A * mask[..., None]).sum(1) / La.clamp_min(1)[:, None].to(A.dtype)
-            embs.append(self.net.audio_head(pooled).float().cpu().numpy())
+            A, La = self.net.embed_audio(x.to(self.device), L.to(self.device))
+            embs.append(self.net.pool_audio(A, La).float().cpu().numpy())
         E = np.concatenate(embs) if embs else np.zeros((0, self.meta["embed_dim"]), np.float32)
         return [E[owner == c] for c in range(len(feats))]
 
     @torch.no_grad()
     def image(self, v, batch_size=4096):
         """The image tower (before its head) on pooled CNN features (N, C) -> (N, D) float32."""
-        out = [self.net.image(torch.as_tensor(np.asarray(v[i:i + batch_size], np.float32), device=self.device))
+        out = [self.net.embed_images(torch.as_tensor(np.asarray(v[i:i + batch_size], np.float32),
+                                                     device=self.device))[:, 0]
                for i in range(0, len(v), batch_size)]
         return torch.cat(out).float().cpu().numpy() if out else np.zeros((0, self.meta["embed_dim"]), np.float32)
 
@@ -128,10 +131,10 @@ class Towers:
         W = torch.as_tensor(weights, device=self.device)
         n, hw, c = X.shape
         if self.image_is_affine(cells[0]):
-            pooled = W @ self.net.image(X.reshape(n * hw, c)).reshape(n, hw, -1)
+            pooled = W @ self.net.embed_images(X.reshape(n * hw, c))[:, 0].reshape(n, hw, -1)
         else:
-            pooled = self.net.image((W @ X).reshape(-1, c)).reshape(n, len(W), -1)
-        return self.net.image_head(pooled.reshape(n * len(W), -1)).reshape(n, len(W), -1).float().cpu().numpy()
+            pooled = self.net.embed_images((W @ X).reshape(-1, c))[:, 0].reshape(n, len(W), -1)
+        return self.net.pool_image(pooled.reshape(n * len(W), 1, -1)).reshape(n, len(W), -1).float().cpu().numpy()
 
 
 PAD_TO = 64  # frames: batches padded to a multiple, so the CPU conv kernels see few distinct shapes

@@ -317,8 +317,8 @@ patterns_check()
 
 
 def patterns_towers(wildcards):
-    """The trained towers of the system / patterns.seed, exported by the caption stage."""
-    return f"results/caption/{wildcards.system}/trained/seed{PAT['seed']}/towers.pt"
+    """The trained towers of the system (its first seed), exported by the caption stage."""
+    return f"results/caption/{wildcards.system}/towers.pt"
 
 
 def patterns_words():
