@@ -50,4 +50,5 @@ rule all:
         "results/coscos/ranks.json",
         "results/coscos/ranks.md",
         "results/figures/coscos_curves.png",
+        patterns_outputs(),
         ["results/vision/proposal_quality.json"] if config["corpus"] == "synthetic" else [],

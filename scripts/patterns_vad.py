@@ -4,5 +4,4 @@ from vgs.runtime import rule_logging, set_threads
 with rule_logging(snakemake):
     set_threads(snakemake.threads)
     p = dict(snakemake.params.vad)
-    run_vad(snakemake.input.utterances, snakemake.input.fbank, snakemake.params.words, p, p.pop("split"),
-            snakemake.output.h5, snakemake.output.report, snakemake.threads)
+    run_vad(snakemake.input.utterances, snakemake.input.fbank, p, p.pop("split"), snakemake.output.h5, snakemake.threads)

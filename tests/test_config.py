@@ -64,6 +64,7 @@ def test_a_misspelt_key_in_any_section_is_rejected_by_name(section, key):
     ({"synthetic": {"preset": "tni"}}, "'tni' is not one of the presets ['default', 'tiny']"),
     ({"patterns": {"table3": {"k": 7}}}, "patterns.table3.k = 7 is not one of patterns.cluster.ks"),
     ({"patterns": {"vad": {"method": "webrtc"}}}, "'webrtc' is not one of ['silero', 'energy']"),
+    ({"patterns": {"system": "matchmap"}}, "grounding needs a whole-frame (fc) image tower scored by a dot product"),
 ])
 def test_snakemake_stops_before_any_job_naming_the_key(tmp_path, override, message):
     cfg = write_config(tmp_path / "c.yaml", **override)

@@ -150,13 +150,11 @@ def speech_mask(masks, params):
     return masks["energy"], "energy"
 
 
-def vad_report(ids, offsets, masks, params, words):
-    """Agreement of each VAD with the non-word time of each word table ({name: DataFrame})."""
+def vad_report(ids, offsets, decisions, words):
+    """Agreement of each VAD's decisions ({name: packed bool}) with the non-word time of each word
+    table ({name: DataFrame})."""
     row = {u: i for i, u in enumerate(ids)}
     out = {}
-    decisions = {"energy": masks["energy"]}
-    if masks["silero"] is not None:
-        decisions["silero"] = masks["silero"] >= params["threshold"]
     for name, w in words.items():
         w = w[w["utt_id"].isin(row)]
         covered = np.zeros(len(ids), bool)
@@ -169,9 +167,9 @@ def vad_report(ids, offsets, masks, params, words):
     return out
 
 
-def run_vad(utterances_tsv, fbank_h5, words_tsvs, params, split, out_h5, report_json, threads=1):
-    """Rule patterns_vad: results/patterns/vad.h5 (packed frame decisions of every utterance of the
-    split) and vad_report.json (skips, agreement with each word table's non-word time, speed)."""
+def run_vad(utterances_tsv, fbank_h5, params, split, out_h5, threads=1):
+    """Rule patterns_vad: results/patterns/vad.h5, the packed frame decisions of every utterance of
+    the split (the decision used, and both VADs), skips and speed in its attributes."""
     import json
     import time
 
@@ -187,7 +185,12 @@ def run_vad(utterances_tsv, fbank_h5, words_tsvs, params, split, out_h5, report_
         n_frames = {k: int(f["feats"][k].shape[0]) for k in u["utt_id"] if k in f["feats"]}
     ids, offsets, masks, skipped = build_vad(u, n_frames, params, threads)
     speech, used = speech_mask(masks, params)
-    words = {name: read_words(p) for name, p in words_tsvs.items()}
+    seconds = float(np.diff(offsets).sum()) / 100
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    run = {"split": split, "method_requested": params["method"], "method_used": used,
+           "utterances": int(len(ids)), "skipped": skipped, "audio_hours": round(seconds / 3600, 3),
+           "speech_share": float(speech.mean()) if len(speech) else None,
+           "wall_s": round(wall, 2), "cpu_s": round(cpu, 2), "x_real_time": round(seconds / max(wall, 1e-9), 1)}
     with atomic_path(out_h5) as tmp, h5py.File(tmp, "w") as f:
         f.create_dataset("utt_ids", data=ids, dtype=h5py.string_dtype())
         f.create_dataset("offsets", data=offsets)
@@ -195,18 +198,31 @@ def run_vad(utterances_tsv, fbank_h5, words_tsvs, params, split, out_h5, report_
         f.create_dataset("energy", data=masks["energy"], compression="gzip")
         if masks["silero"] is not None:
             f.create_dataset("silero", data=masks["silero"].astype(np.float16), compression="gzip")
-        f.attrs.update(method=used, params=json.dumps(params, sort_keys=True),
+        f.attrs.update(method=used, params=json.dumps(params, sort_keys=True), run=json.dumps(run),
                        layout="speech[offsets[u]:offsets[u + 1]]: per 10 ms feature frame of utt_ids[u], "
-                              "True = speech (the decision of `method`); energy, silero: both VADs")
-    seconds = float(np.diff(offsets).sum()) / 100
-    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
-    report = {"split": split, "method_requested": params["method"], "method_used": used,
-              "utterances": int(len(ids)), "skipped": skipped, "audio_hours": round(seconds / 3600, 3),
-              "speech_share": float(speech.mean()) if len(speech) else None,
-              "agreement": vad_report(ids, offsets, masks, params, words),
-              "wall_s": round(wall, 2), "cpu_s": round(cpu, 2), "x_real_time": round(seconds / max(wall, 1e-9), 1)}
+                              "True = speech (the decision of `method`); energy: the energy VAD's decision; "
+                              "silero: its speech probability")
+    log.info("VAD %s on %d utterances (%d skipped), speech share %.3f, %.1f s wall, %.1f CPU s", used,
+             len(ids), len(skipped), run["speech_share"] or 0, wall, cpu)
+    return run
+
+
+def run_vad_report(vad_h5, words_tsvs, report_json):
+    """Rule patterns_vad_report: vad_report.json, the VAD run (skips, speed) and both VADs' frame
+    agreement with each word table's non-word time.  Its own rule, so that a new alignment reruns
+    this report and the labels, not the VAD and the groundings."""
+    import json
+
+    from ..runtime import atomic_path, open_h5, strings
+
+    with open_h5(vad_h5) as f:
+        ids, offsets = strings(f["utt_ids"][:]), f["offsets"][:]
+        decisions = {"energy": f["energy"][:].astype(bool)}
+        if f.attrs["method"] == "silero":
+            decisions["silero"] = f["speech"][:].astype(bool)
+        run = json.loads(f.attrs["run"])
+    words = {name: read_words(p) for name, p in words_tsvs.items()}
+    report = {**run, "agreement": vad_report(ids, offsets, decisions, words)}
     with atomic_path(report_json) as tmp:
         tmp.write_text(json.dumps(report, indent=1) + "\n")
-    log.info("VAD %s on %d utterances (%d skipped), speech share %.3f, %.1f s wall, %.1f CPU s", used,
-             len(ids), len(skipped), report["speech_share"] or 0, wall, cpu)
     return report

@@ -304,6 +304,10 @@ PAT = config["patterns"]
 
 def patterns_check():
     """What the schema cannot say: cross-key constraints, checked before any job."""
+    s = caption_system(PAT["system"])  # an error listing the systems when it names none
+    if s["image"] != "fc" or s["similarity"] != "dot":
+        raise ValueError(f"patterns.system {PAT['system']!r}: grounding needs a whole-frame (fc) image tower "
+                         f"scored by a dot product, not {s['image']!r} / {s['similarity']!r}")
     if PAT["table3"]["k"] not in PAT["cluster"]["ks"]:
         raise ValueError(f"patterns.table3.k = {PAT['table3']['k']} is not one of patterns.cluster.ks "
                          f"{PAT['cluster']['ks']}")

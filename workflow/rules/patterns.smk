@@ -1,6 +1,7 @@
 # patterns stage (issue 10): grounding and audio-visual pattern discovery of Harwath & Glass (2017)
 # sec. 4-5 on a trained whole-caption system (vgs/patterns/).
-#   results/patterns/vad.h5, vad_report.json           speech/silence per 10 ms frame (silero-vad or energy)
+#   results/patterns/vad.h5                            speech/silence per 10 ms frame (silero-vad or energy)
+#   results/patterns/vad_report.json                   the VADs' agreement with aligned and true non-word time
 #   results/patterns/{system}/groundings.h5            accepted groundings with their box and segment embeddings
 #   results/patterns/{system}/grounding_report.json    counts, captions without groundings, throughput, memory
 #   results/patterns/{system}/clusters.h5              k-means (and random) clusters of both modalities per k
@@ -10,17 +11,14 @@
 
 
 rule patterns_vad:
-    """Voice activity of every caption of the split, and its agreement with aligned word time."""
+    """Voice activity of every caption of the split (silero-vad, or the energy VAD)."""
     input:
         utterances="results/manifests/utterances.tsv",
         fbank="results/speech/fbank.h5",
-        words=patterns_word_inputs(),
     output:
         h5="results/patterns/vad.h5",
-        report=report("results/patterns/vad_report.json", category="Patterns", caption="../report/patterns_vad.rst"),
     params:
         vad=patterns_params("vad"),
-        words=patterns_words(),
     threads: PAT["threads"]
     resources:
         mem_mb=3000,
@@ -33,6 +31,29 @@ rule patterns_vad:
         VGS_ENV
     script:
         "../../scripts/patterns_vad.py"
+
+
+rule patterns_vad_report:
+    """Both VADs' agreement with the aligned (and true) non-word time."""
+    input:
+        vad="results/patterns/vad.h5",
+        words=patterns_word_inputs(),
+    output:
+        report=report("results/patterns/vad_report.json", category="Patterns", caption="../report/patterns_vad.rst"),
+    params:
+        words=patterns_words(),
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    log:
+        log_path("patterns_vad_report"),
+    benchmark:
+        bench_path("patterns_vad_report")
+    conda:
+        VGS_ENV
+    script:
+        "../../scripts/patterns_vad_report.py"
 
 
 rule patterns_ground:
