@@ -113,10 +113,12 @@ def run_evaluate(groundings_h5, clusters_h5, words_tsvs, boxes_tsv, params, out_
     for k in params["ks"]:
         ev = {kind: evaluate_clustering(read_clusters(clusters_h5, k, kind), utt, audio, image, params, sources)
               for kind in ("kmeans", "random")}
-        for prune in [None, *params["prune"]]:
-            keep = _lowest_variance(ev["kmeans"]["variance"], prune)
-            rkeep = _lowest_variance(ev["random"]["variance"], None, int(keep.sum()))
-            result["table4"].append({"k": k, "prune": prune, **{
+        for prune in [1.0, *params["prune"]]:
+            var = ev["kmeans"]["variance"]
+            keep = _lowest_variance(var, int(round(prune * len(var))))
+            rkeep = _lowest_variance(ev["random"]["variance"], int(keep.sum()))
+            cutoff = float(var[keep].max()) if keep.any() else None
+            result["table4"].append({"k": k, "prune": prune, "max_variance": cutoff, **{
                 kind: {s: mt.summary(ev[kind]["audio"][s], kp) for s in sources}
                 for kind, kp in (("kmeans", keep), ("random", rkeep))}})
         if image is not None:
@@ -130,11 +132,9 @@ def run_evaluate(groundings_h5, clusters_h5, words_tsvs, boxes_tsv, params, out_
     return result
 
 
-def _lowest_variance(var, below=None, count=None):
-    """Kept clusters: variance < below, or the `count` lowest-variance ones (how a random clustering
-    is pruned to as many clusters as the k-means one kept)."""
-    if count is None:
-        return np.ones(len(var), bool) if below is None else var < below
+def _lowest_variance(var, count):
+    """Kept clusters: the `count` lowest-variance ones (Table 4's pruning; the random clustering is
+    pruned to as many clusters)."""
     keep = np.zeros(len(var), bool)
     keep[np.argsort(var, kind="stable")[:count]] = True
     return keep
@@ -203,13 +203,14 @@ def markdown(r):
                 f"{_f(m['random']['purity'])}, coverage {_f(m['random']['coverage'])}.", ""]
     out += ["## Table 4 analogue: audio clusters by k and variance pruning", "",
             f"|C| clusters kept, |X| points kept, Pur overall purity, |L| unique labels, AC average coverage "
-            f"(labels from `{src}`); random = the random clustering pruned to as many clusters, lowest variance first.", ""]
-    head = ["k", "σ² <", "\\|C\\|", "\\|X\\|", "Pur", "\\|L\\|", "AC", "Pur random", "\\|L\\| random", "AC random"]
+            f"(labels from `{src}`); kept: the share of clusters kept, lowest variance σ² first (the largest σ² kept "
+            "beside it); random = the random clustering pruned to as many clusters, lowest variance first.", ""]
+    head = ["k", "kept", "σ² ≤", "\\|C\\|", "\\|X\\|", "Pur", "\\|L\\|", "AC", "Pur random", "\\|L\\| random", "AC random"]
     head += [f"Pur ({s})" for s in others] + [f"Pur ({s}) random" for s in others]
     out += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for row in r["table4"]:
         a, b = row["kmeans"][src], row["random"][src]
-        cells = [row["k"], "none" if row["prune"] is None else row["prune"], a["clusters"], a["points"], _f(a["purity"]),
+        cells = [row["k"], f"{row['prune']:.0%}", _f(row["max_variance"], 2), a["clusters"], a["points"], _f(a["purity"]),
                  a["unique_labels"], _f(a["avg_coverage"]), _f(b["purity"]), b["unique_labels"], _f(b["avg_coverage"])]
         cells += [_f(row["kmeans"][s]["purity"]) for s in others] + [_f(row["random"][s]["purity"]) for s in others]
         out.append("| " + " | ".join(str(c) for c in cells) + " |")
