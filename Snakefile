@@ -34,6 +34,7 @@ include: "workflow/rules/caption.smk"
 include: "workflow/rules/coscos.smk"
 include: "workflow/rules/asr.smk"
 include: "workflow/rules/recall.smk"
+include: "workflow/rules/patterns.smk"
 
 
 rule all:
@@ -55,4 +56,5 @@ rule all:
         "results/coscos/ranks.json",
         "results/coscos/ranks.md",
         "results/figures/coscos_curves.png",
+        patterns_outputs(),
         ["results/vision/proposal_quality.json"] if config["corpus"] == "synthetic" else [],

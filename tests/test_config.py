@@ -48,7 +48,7 @@ DEFAULTS = yaml.safe_load((REPO / "config.yaml").read_text())
 
 @pytest.mark.parametrize("section, key", [
     ("flickr8k", "rot"), ("ingest", "max_skip_fractoin"), ("synthetic", "pressets"),
-    ("speech", "fbnak"), ("fragment", "lr_"), ("recall", "k"),
+    ("speech", "fbnak"), ("fragment", "lr_"), ("recall", "k"), ("patterns", "kss"),
 ])
 def test_a_misspelt_key_in_any_section_is_rejected_by_name(section, key):
     import jsonschema
@@ -62,6 +62,9 @@ def test_a_misspelt_key_in_any_section_is_rejected_by_name(section, key):
     ({"fragmnet": {"lr": 0.1}}, "'fragmnet' was unexpected"),  # a misspelt section
     ({"word_corpus": {"source": "kaldi", "kaldi_dri": "/x"}}, "'kaldi_dri' was unexpected"),
     ({"synthetic": {"preset": "tni"}}, "'tni' is not one of the presets ['default', 'flickr8k', 'photo', 'tiny']"),
+    ({"patterns": {"table3": {"k": 7}}}, "patterns.table3.k = 7 is not one of patterns.cluster.ks"),
+    ({"patterns": {"vad": {"method": "webrtc"}}}, "'webrtc' is not one of ['silero', 'energy']"),
+    ({"patterns": {"system": "matchmap"}}, "grounding needs a whole-frame (fc) image tower scored by a dot product"),
 ])
 def test_snakemake_stops_before_any_job_naming_the_key(tmp_path, override, message):
     cfg = write_config(tmp_path / "c.yaml", **override)

@@ -1,4 +1,4 @@
-"""GPU requests: the config's `gpus` keys reach exactly the eight GPU-capable rules as the `gpu`
+"""GPU requests: the config's `gpus` keys reach exactly the GPU-capable rules (GPU_RULES) as the `gpu`
 resource (which profiles/slurm turns into --gpus), and changing them reruns nothing."""
 import re
 
@@ -11,8 +11,8 @@ from vgs.runtime import to_cpu, torch_device
 GPU_RULES = {"vision_regions": "vision", "vision_convmap": "vision", "wordcnn_train": "wordcnn",
              "wordcnn_vectors": "wordcnn", "fragment_train": "fragment", "fragment_evaluate": "fragment",
              "caption_train": "caption", "caption_evaluate": "caption", "coscos_train": "coscos",
-             "coscos_evaluate": "coscos"}
-GPUS = {"vision": 1, "wordcnn": 2, "fragment": 3, "caption": 4, "coscos": 5}  # distinct, so a rule reading the wrong section shows
+             "coscos_evaluate": "coscos", "patterns_ground": "patterns", "patterns_compare": "patterns"}
+GPUS = {"vision": 1, "wordcnn": 2, "fragment": 3, "caption": 4, "coscos": 5, "patterns": 6}  # distinct, so a rule reading the wrong section shows
 
 
 def dry_run_resources(workdir, configfile, *targets):

@@ -56,6 +56,12 @@ def test_main_job_writes_all_rows_logs_and_benchmarks(tiny_run):
     for system in ("davenet2017", "matchmap", "milan"):
         assert (work / "results" / "caption" / system / "training.png").stat().st_size > 10_000
         assert (work / "results" / "caption" / system / "towers.pt").stat().st_size > 10_000
+    patterns = work / "results" / "patterns" / "davenet2017"
+    for fig in ("fig1", "fig2", "fig3", "fig4"):
+        assert (patterns / f"{fig}.png").stat().st_size > 10_000
+    grounding = json.loads((patterns / "grounding_report.json").read_text())
+    assert grounding["captions"] == 5 * TINY["splits"]["train"] and grounding["groundings"] >= grounding["captions"]
+    assert "Table 3 analogue" in (patterns / "tables.md").read_text()
     assert planned_jobs(work, configfile=cfg) == {}  # nothing left to do
 
 
@@ -84,7 +90,8 @@ def test_run_to_run_identity(tiny_run, tmp_path):
     rows = lambda w: [{k: v for k, v in r.items() if k not in VOLATILE} for r in _recall(w)["rows"]]
     assert rows(again) == rows(work)
     h5s = sorted(p.relative_to(work) for p in work.rglob("*.h5"))
-    assert len(h5s) >= 9 and h5s == sorted(p.relative_to(again) for p in again.rglob("*.h5"))
+    assert len(h5s) >= 12  # 9 before the patterns stage, + vad, groundings, clusters
+    assert h5s == sorted(p.relative_to(again) for p in again.rglob("*.h5"))
     for rel in h5s:
         a, b = _h5_arrays(work / rel), _h5_arrays(again / rel)
         assert a.keys() == b.keys() and a, rel
@@ -107,7 +114,7 @@ def test_html_report(tiny_run):
     snakemake(work, "--report", "results/report.html", configfile=cfg)
     html = (work / "results" / "report.html").read_text(errors="replace")
     for name in ("flickr8k_recall.json", "alignments.png", "conv1_filters.png", "regions.png", "coscos_curves.png",
-                 "ranks.html"):
+                 "ranks.html", "grounding_report.json", "fig3.png"):
         assert name in html
 
 
@@ -117,11 +124,14 @@ FRAGMENT = {"fragment_train": 3 * SEEDS, "fragment_evaluate": 5, "asr_row": 2, "
 WORDNETS = {"wordcnn_train": 3, "wordcnn_figures": 1, "wordcnn_table2": 1, "wordcnn_vectors": 2,
             **FRAGMENT, "fragment_train": 2 * SEEDS, "fragment_evaluate": 2, "asr_row": 0}
 COSCOS = {"coscos_train": 2, "coscos_evaluate": 2, "coscos_tables": 1, "coscos_figure": 1, "all": 1}
+# what new davenet2017 towers rerun: every patterns job but the VAD
+PATTERNS = {"patterns_ground": 1, "patterns_compare": 1, "patterns_cluster": 1, "patterns_evaluate": 1,
+            "patterns_figures": 1}
 
 
 @pytest.mark.parametrize("change, expected", [
     ({"vision": {"gpus": 1}, "wordcnn": {"gpus": 2}, "fragment": {"gpus": 3}, "caption": {"gpus": 4},
-      "coscos": {"gpus": 1}}, {}),  # resources only
+      "coscos": {"gpus": 1}, "patterns": {"gpus": 1, "threads": 1}}, {}),  # resources only
     ({"fragment": {"embed_dim": 256}}, FRAGMENT),
     ({"fragment": {"seeds": [0, 1, 2, 7]}},  # one more seed: one more job per system, the rows again
      {"fragment_train": 3, "fragment_evaluate": 5, "asr_row": 2, "recall_table": 1, "all": 1}),
@@ -131,13 +141,19 @@ COSCOS = {"coscos_train": 2, "coscos_evaluate": 2, "coscos_tables": 1, "coscos_f
     ({"vision": {"nms_iou": 0.4}},  # the fc caption systems read regions.h5 too, the matchmap one does not
      {"vision_regions": SHARDS["vision_regions"], "vision_regions_merge": 1, "vision_figure": 1,
       "vision_proposal_quality": 1, **FRAGMENT, **COSCOS,
-      "caption_train": 4, "caption_evaluate": 4, "caption_figure": 2, "caption_towers": 2}),
+      "caption_train": 4, "caption_evaluate": 4, "caption_figure": 2, "caption_towers": 2, **PATTERNS}),
     ({"caption": {"systems": {"milan": {"lr": 0.01}}}},  # one system: its trained and (R) rows
      {"caption_train": 2, "caption_evaluate": 2, "caption_figure": 1, "caption_towers": 1, "recall_table": 1,
       "all": 1}),
     ({"caption": {"defaults": {"max_frames": 500}}},
      {"caption_train": 6, "caption_evaluate": 6, "caption_figure": 3, "caption_towers": 3, "recall_table": 1,
-      "all": 1}),
+      "all": 1, **PATTERNS}),
+    # groundings are cached: clustering keys rerun clustering and what reads it, label keys the tables
+    ({"patterns": {"cluster": {"ks": [5, 10]}, "table3": {"k": 10}}},
+     {"patterns_cluster": 1, "patterns_evaluate": 1, "patterns_figures": 1, "all": 1}),
+    ({"patterns": {"prune": [0.5], "visual_iou": 0.7}}, {"patterns_evaluate": 1, "all": 1}),
+    ({"patterns": {"grounding": {"max_keep": 5}}}, {**PATTERNS, "all": 1}),
+    ({"patterns": {"vad": {"threshold": 0.6}}}, {"patterns_vad": 1, "patterns_vad_report": 1, **PATTERNS, "all": 1}),
     ({"caption": {"systems": {"matchmap": {"paper": None}}}},  # its rows' labels only: no training
      {"caption_evaluate": 2, "recall_table": 1, "all": 1}),
     ({"caption": {"systems": {"milan": {"untrained_row": False}}}},  # a row less: the table and its figure
@@ -147,7 +163,8 @@ COSCOS = {"coscos_train": 2, "coscos_evaluate": 2, "coscos_tables": 1, "coscos_f
     ({"speech": {"pocketsphinx": {"beam": 1.0e-90}}},  # both corpora are cut by the caption aligner
      {"speech_align": SHARDS["speech_align"], "speech_align_merge": 1, "speech_windows": 1,
       "wordcorpus_align": 1, "wordcorpus_windows": 1, **WORDNETS,
-      "coscos_tokens": 1, **COSCOS, "coscos_train": 1, "coscos_evaluate": 1}),
+      "coscos_tokens": 1, **COSCOS, "coscos_train": 1, "coscos_evaluate": 1,
+      "patterns_vad_report": 1, "patterns_evaluate": 1, "patterns_figures": 1}),  # patterns: labels, not groundings
     ({"speech": {"ssl": {"layer": 3}}}, {}),  # features: fbank reads no ssl key
     ({"asr": {"decoder": {"lw": 8.0}}},
      {"asr_decode": 2, "fragment_textvec": 2, "fragment_evaluate": 2, "asr_row": 2, "recall_table": 1, "all": 1}),

@@ -4,29 +4,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-
-IRREGULAR = {"mouse": "mice", "goose": "geese", "person": "people", "man": "men", "woman": "women",
-             "child": "children", "foot": "feet", "tooth": "teeth", "knife": "knives", "leaf": "leaves"}
-
-
-def name_forms(category):
-    """Caption words naming a category: the name or its plural (regular rules + a few irregulars)."""
-    c = str(category)
-    forms = {c, c + "s", c + "es"}
-    if c in IRREGULAR:
-        forms.add(IRREGULAR[c])
-    if c.endswith("y"):
-        forms.add(c[:-1] + "ies")
-    return forms
-
-
-def iou(a, b):
-    """IoU of boxes a (..., 4) and b (..., 4), broadcast."""
-    lt = np.maximum(a[..., :2], b[..., :2])
-    rb = np.minimum(a[..., 2:], b[..., 2:])
-    inter = np.clip(rb - lt, 0, None).prod(-1)
-    area = lambda x: np.clip(x[..., 2:] - x[..., :2], 0, None).prod(-1)
-    return inter / np.maximum(area(a) + area(b) - inter, 1e-9)
+from ..truth import box_iou as iou, name_forms  # noqa: F401 (iou: this module's name for it)
 
 
 def region_word_scores(model, data, chunk=2048):

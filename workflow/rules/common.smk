@@ -402,3 +402,74 @@ def recall_rows():
     A stage with rows adds its metrics files here."""
     return (expand("results/fragment/{system}/metrics.json", system=fragment_systems())
             + expand("results/asr/rows/{system}.json", system=asr_systems()) + caption_metrics())
+
+
+# --- patterns stage (patterns.smk) ---
+PAT = config["patterns"]
+
+
+def patterns_check():
+    """What the schema cannot say: cross-key constraints, checked before any job."""
+    s = caption_system(PAT["system"])  # an error listing the systems when it names none
+    if s["image"] != "fc" or s["similarity"] != "dot":
+        raise ValueError(f"patterns.system {PAT['system']!r}: grounding needs a whole-frame (fc) image tower "
+                         f"scored by a dot product, not {s['image']!r} / {s['similarity']!r}")
+    if PAT["table3"]["k"] not in PAT["cluster"]["ks"]:
+        raise ValueError(f"patterns.table3.k = {PAT['table3']['k']} is not one of patterns.cluster.ks "
+                         f"{PAT['cluster']['ks']}")
+    if PAT["boxes"]["min_aspect"] > PAT["boxes"]["max_aspect"]:
+        raise ValueError("patterns.boxes.min_aspect exceeds patterns.boxes.max_aspect")
+    if PAT["segments"]["min_frames"] > PAT["segments"]["max_frames"]:
+        raise ValueError("patterns.segments.min_frames exceeds patterns.segments.max_frames")
+
+
+patterns_check()
+
+
+def patterns_towers(wildcards):
+    """The trained towers of the system (its first seed), exported by the caption stage."""
+    return f"results/caption/{wildcards.system}/towers.pt"
+
+
+def patterns_words():
+    """Word tables that label segments: the main aligner's, and on the synthetic corpus the truth."""
+    aligner = config["speech"]["aligner"]
+    words = {aligner: f"results/speech/{aligner}/word_segments.tsv"}
+    if config["corpus"] == "synthetic":
+        words["ground_truth"] = f"{flickr_root()}/ground_truth/word_times.tsv"
+    return words
+
+
+def patterns_word_inputs():
+    """File inputs behind patterns_words(): the aligner's table and the corpus root that holds the
+    ground truth (a file inside a directory output is not an output Snakemake knows)."""
+    return [f"results/speech/{config['speech']['aligner']}/word_segments.tsv", *speech_truth()]
+
+
+def patterns_boxes_tsv():
+    return f"{flickr_root()}/ground_truth/boxes.tsv" if config["corpus"] == "synthetic" else None
+
+
+def patterns_params(rule):
+    """The keys each patterns rule reads (so that a changed key reruns only what it affects)."""
+    P = PAT
+    vad = {k: v for k, v in P["vad"].items() if k != "max_silence"}
+    geometry = {"split": P["split"], "grounding": P["grounding"], "vad": {"max_silence": P["vad"]["max_silence"]}}
+    out = {
+        "vad": {"split": P["split"], **vad},
+        "ground": {**geometry, "boxes": P["boxes"], "segments": P["segments"]},
+        "compare": {**geometry, "compare": P["compare"],
+                    "boxes": {k: v for k, v in P["boxes"].items() if k != "embed"},
+                    "segments": {k: v for k, v in P["segments"].items() if k != "embed"}},
+        "cluster": P["cluster"],
+        "evaluate": {k: P[k] for k in ("prune", "table3", "min_word_overlap", "visual_iou")} | {"ks": P["cluster"]["ks"]},
+        "figures": {"table3": {"k": P["table3"]["k"]}, "min_word_overlap": P["min_word_overlap"], "figures": P["figures"]},
+    }[rule]
+    return canonical(out)
+
+
+def patterns_outputs():
+    """What rule all asks of this stage."""
+    d = f"results/patterns/{PAT['system']}"
+    return ["results/patterns/vad_report.json", f"{d}/grounding_report.json", f"{d}/tables.md", f"{d}/compare.md",
+            *[f"{d}/fig{i}.png" for i in (1, 2, 3, 4)]]
