@@ -46,6 +46,8 @@ class Fbank:
     what = "log-mel features"
 
     def __init__(self, cfg):
+        import torchaudio.compliance.kaldi  # noqa: F401  imported here, once: a first import from
+        # several worker threads at once fails (partially initialised torchaudio.functional)
         self.cfg, self.sample_rate = cfg, cfg["sample_rate"]
         self.min_seconds, self.frame_shift_ms = cfg["frame_length_ms"] / 1000, cfg["frame_shift_ms"]
         self.layout = f"feats/<utt_id>: (T, num_mel_bins) float32; frame i centred at {cfg['frame_shift_ms']:g}*(i+0.5) ms"

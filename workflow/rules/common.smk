@@ -146,7 +146,9 @@ def vision_score_onnx():
 
 
 def vision_convmap_params():
-    return {**vision_params(), "convmap": config["vision"]["convmap"]}
+    """The keys the whole-image conv maps depend on (not the proposal keys, so a changed
+    selective-search or NMS key leaves the maps and the matchmap system alone)."""
+    return {k: config["vision"][k] for k in ("encoder", "batch_size", "hdf5", "max_bad_fraction", "convmap")}
 
 
 def vision_onnx(size=None):
