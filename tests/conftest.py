@@ -7,6 +7,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+import vgs  # noqa: F401  (sets the reproducibility environment before any test imports torch)
+
 REPO = Path(__file__).resolve().parents[1]
 CONFIG = yaml.safe_load((REPO / "config.yaml").read_text())
 TINY = CONFIG["synthetic"]["presets"]["tiny"]
