@@ -157,32 +157,6 @@ def load_torch(path, resume=False):
         raise CacheError(path, "torch file", e) from e
 
 
-def load_checkpoint(path, fingerprint):
-    """The training checkpoint at `path` (a dict with model, optim, state) if it was written for
-    `fingerprint` (the same config and data), else None (also when it is unreadable: load_torch);
-    temporaries left by a kill mid-save go."""
-    path = Path(path)
-    for stale in path.parent.glob(path.name + ".tmp-*"):
-        stale.unlink()
-    ck = load_torch(path, resume=True) if path.exists() else None
-    if ck is None:
-        return None
-    if ck.get("fingerprint") != fingerprint:
-        log.info("ignoring stale checkpoint %s (config or data changed)", path)
-        return None
-    log.info("resuming from %s after epoch %d", path, ck["state"]["epoch"])
-    return ck
-
-
-def save_checkpoint(path, fingerprint, model, optimizer, state):
-    """Atomically write what load_checkpoint resumes from, as CPU tensors."""
-    import torch
-
-    with atomic_path(path) as tmp:
-        torch.save(to_cpu({"fingerprint": fingerprint, "model": model.state_dict(), "optim": optimizer.state_dict(),
-                           "state": state}), tmp)
-
-
 def shard_slice(n, scatteritem=None):
     """Rows of shard `scatteritem` ("i-of-k", Snakemake's scattergather wildcard) among n items:
     the i-th of k contiguous, in-order slices (None: all rows), so the shards concatenated in
@@ -230,40 +204,73 @@ def concat_h5(parts, out, attrs=None, block_rows=256):
             s.close()
 
 
+def fingerprint(params, *arrays):
+    """What a training checkpoint must match to be resumed: `params` (JSON: the training config) and
+    the exact data, `arrays` (their dtype and shape too)."""
+    import hashlib
+    import json
+
+    h = hashlib.blake2b(json.dumps(params, sort_keys=True).encode(), digest_size=16)
+    for a in arrays:
+        a = np.ascontiguousarray(a)
+        h.update(f"{a.dtype.str}{a.shape}".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
+
+
 class EpochCheckpoint:
-    """Per-epoch training state of a resumable training loop (load_checkpoint / save_checkpoint
-    after every epoch), keeping the best epoch on dev.
+    """Per-epoch training state of a resumable training loop, saved atomically (CPU tensors) after
+    every epoch, keeping the best epoch on dev: the highest score, or the lowest with
+    higher_is_better=False; a loop that passes no score keeps its last epoch.
 
     state: epoch (last finished), history (one record per epoch), best (state dict), best_epoch,
-    best_score.  A resumed run continues at state['epoch'] + 1 with the saved model and optimiser."""
+    best_score, and whatever else the loop adds.  A resumed run continues at state['epoch'] + 1 with
+    the saved model and optimiser; a checkpoint of another fingerprint (config or data changed) or an
+    unreadable one is ignored: training starts afresh."""
 
-    def __init__(self, path, fingerprint):
-        self.path, self.fingerprint = Path(path), fingerprint
-        self.state = {"epoch": 0, "history": [], "best": None, "best_epoch": 0, "best_score": -1.0}
+    def __init__(self, path, fingerprint, higher_is_better=True):
+        self.path, self.fingerprint, self.higher_is_better = Path(path), fingerprint, higher_is_better
+        self.state = {"epoch": 0, "history": [], "best": None, "best_epoch": 0,
+                      "best_score": -1.0 if higher_is_better else float("inf")}
 
     def resume(self, model, optimizer):
-        ck = load_checkpoint(self.path, self.fingerprint)
-        if ck is not None:
+        for stale in self.path.parent.glob(self.path.name + ".tmp-*"):  # left by a kill mid-save
+            stale.unlink()
+        ck = load_torch(self.path, resume=True) if self.path.exists() else None
+        if ck is not None and ck.get("fingerprint") != self.fingerprint:
+            log.info("ignoring stale checkpoint %s (config or data changed)", self.path)
+        elif ck is not None:
+            log.info("resuming from %s after epoch %d", self.path, ck["state"]["epoch"])
             model.load_state_dict(ck["model"])
             optimizer.load_state_dict(ck["optim"])
             self.state = ck["state"]
 
     def end_epoch(self, epoch, record, score, model, optimizer, stop_after_epoch=None):
-        """Record the epoch, keep the model if `score` is the best so far, save; `stop_after_epoch`
-        simulates a kill after saving (tests)."""
+        """Record the epoch, keep the model if `score` (None: no best kept) is the best so far, save;
+        `stop_after_epoch` simulates a kill after saving (tests)."""
         import copy
 
+        import torch
+
         self.state["history"].append(record)
-        if score > self.state["best_score"]:
+        best = self.state["best_score"]
+        if score is not None and (score > best if self.higher_is_better else score < best):
             self.state.update(best=copy.deepcopy(to_cpu(model.state_dict())), best_epoch=epoch, best_score=score)
         self.state["epoch"] = epoch
-        save_checkpoint(self.path, self.fingerprint, model, optimizer, self.state)
+        ck = to_cpu({"fingerprint": self.fingerprint, "model": model.state_dict(),
+                     "optim": optimizer.state_dict(), "state": self.state})
+        # epoch and history also at the top (the same objects, pickled once): a look at a checkpoint
+        # shows how far training got without knowing the state's layout
+        ck.update(epoch=epoch, history=ck["state"]["history"])
+        with atomic_path(self.path) as tmp:
+            torch.save(ck, tmp)
         if stop_after_epoch is not None and epoch >= stop_after_epoch:
             raise KeyboardInterrupt(f"simulated kill after epoch {epoch}")
 
-    def finish(self, model):
-        """Load the best epoch's weights into `model`; the training summary."""
+    def finish(self, model, score_name="best_dev_mean_recall"):
+        """Load the best epoch's weights (if one was kept) into `model`; the training summary, the
+        best score under `score_name`."""
         if self.state["best"] is not None:
             model.load_state_dict(self.state["best"])
-        return {"best_epoch": self.state["best_epoch"], "best_dev_mean_recall": self.state["best_score"],
+        return {"best_epoch": self.state["best_epoch"], score_name: self.state["best_score"],
                 "history": self.state["history"], "fingerprint": self.fingerprint}

@@ -14,7 +14,6 @@ random projection) mean cosine of same and of different pairs on a fixed sample 
 training images and on all dev images, with fixed random draws.  Early stopping: the epoch with the
 lowest dev coscos² cost per pair; training stops after `patience` epochs without a better one."""
 import copy
-import hashlib
 import json
 import logging
 import time
@@ -23,23 +22,19 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from . import TRAIN_KEYS
 from .model import CoscosNet, apply_max_norm, coscos2, cosines, l2_penalty
-from ..runtime import atomic_path, load_checkpoint, load_torch, save_checkpoint, to_cpu, torch_device
+from .. import runtime
+from ..runtime import EpochCheckpoint, atomic_path, load_torch, to_cpu, torch_device
 
 log = logging.getLogger(__name__)
 
-TRAIN_KEYS = ("frames", "embed_dim", "image_layers", "speech_layers", "relu_cap", "init_scale", "l2",
-              "max_norm", "rho", "eps", "batch_images", "epochs", "patience", "curve_images")
 ARCH_KEYS = ("embed_dim", "image_layers", "speech_layers", "relu_cap")
 
 
 def fingerprint(cfg, seed, *splits):
-    h = hashlib.blake2b(json.dumps({"seed": seed, **{k: cfg[k] for k in TRAIN_KEYS}}, sort_keys=True).encode(),
-                        digest_size=16)
-    for d in splits:
-        for a in (d.tokens, d.tok_image, d.frags, d.frag_image):
-            h.update(np.ascontiguousarray(a).tobytes())
-    return h.hexdigest()
+    return runtime.fingerprint({"seed": seed, **{k: cfg[k] for k in TRAIN_KEYS}},
+                               *(a for d in splits for a in (d.tokens, d.tok_image, d.frags, d.frag_image)))
 
 
 def ranges(off, imgs):
@@ -119,29 +114,22 @@ def train_model(train, dev, cfg, seed, checkpoint, stop_after_epoch=None, device
     opt = torch.optim.Adadelta(model.parameters(), lr=1.0, rho=cfg["rho"], eps=cfg["eps"])
     train_imgs, dev_imgs = _with_tokens(train), _with_tokens(dev)
     curve_imgs = np.random.default_rng([seed, 3]).permutation(train_imgs)[:cfg["curve_images"]]
-    state = {"epoch": 0, "history": [], "best": None, "best_epoch": 0, "best_cost": np.inf}
-    ck = load_checkpoint(checkpoint, fp)
-    if ck is not None:
-        model.load_state_dict(ck["model"])
-        opt.load_state_dict(ck["optim"])
-        state = ck["state"]
+    ck = EpochCheckpoint(checkpoint, fp, higher_is_better=False)  # the lowest dev cost per pair is best
+    ck.resume(model, opt)
 
     def record(epoch, extra):
         rec = {"epoch": epoch, "train": pair_stats(model, train, curve_imgs, seed, device),
                "dev": pair_stats(model, dev, dev_imgs, seed, device), **extra}
-        state["history"].append(rec)
         log.info("epoch %d: train cos same %.3f diff %.3f | dev cos same %.3f diff %.3f, cost/pair %.4f%s",
                  epoch, rec["train"]["cos_same"], rec["train"]["cos_diff"], rec["dev"]["cos_same"],
                  rec["dev"]["cos_diff"], rec["dev"]["loss_per_pair"],
                  f" | {extra['pairs_per_s']:.0f} pairs/s" if "pairs_per_s" in extra else "")
-        if rec["dev"]["loss_per_pair"] < state["best_cost"]:
-            state.update(best=copy.deepcopy(to_cpu(model.state_dict())), best_epoch=epoch,
-                         best_cost=rec["dev"]["loss_per_pair"])
+        ck.end_epoch(epoch, rec, rec["dev"]["loss_per_pair"], model, opt, stop_after_epoch)
 
-    if state["epoch"] == 0 and not state["history"]:
+    if not ck.state["history"]:
         record(0, {})  # the random projection
-    while state["epoch"] < cfg["epochs"] and state["epoch"] - state["best_epoch"] < cfg["patience"]:
-        epoch = state["epoch"] + 1
+    while ck.state["epoch"] < cfg["epochs"] and ck.state["epoch"] - ck.state["best_epoch"] < cfg["patience"]:
+        epoch = ck.state["epoch"] + 1
         t0 = time.time()
         rng = np.random.default_rng([seed, epoch])  # a resumed run draws what an uninterrupted one would
         order = rng.permutation(train_imgs)
@@ -162,20 +150,13 @@ def train_model(train, dev, cfg, seed, checkpoint, stop_after_epoch=None, device
             total += pair_cost.item()
             n_pairs += int(same.sum() + diff.sum())
         secs = time.time() - t0
-        state["epoch"] = epoch
         record(epoch, {"train_cost_per_pair": total / max(n_pairs, 1), "seconds": secs,
                        "pairs_per_s": n_pairs / max(secs, 1e-9)})
-        save_checkpoint(checkpoint, fp, model, opt, state)
-        if stop_after_epoch is not None and epoch >= stop_after_epoch:
-            raise KeyboardInterrupt(f"simulated kill after epoch {epoch}")
-    if state["best"] is not None:
-        model.load_state_dict(state["best"])
-    stopped = "patience" if state["epoch"] < cfg["epochs"] else "epochs"
-    log.info("best epoch %d (dev cost/pair %.4f); stopped after epoch %d (%s)", state["best_epoch"],
-             state["best_cost"], state["epoch"], stopped)
-    info = {"best_epoch": state["best_epoch"], "best_dev_cost_per_pair": float(state["best_cost"]),
-            "epochs_run": state["epoch"], "stopped_by": stopped, "history": state["history"],
-            "fingerprint": fp, "device": str(device), "seed": int(seed)}
+    stopped = "patience" if ck.state["epoch"] < cfg["epochs"] else "epochs"
+    log.info("best epoch %d (dev cost/pair %.4f); stopped after epoch %d (%s)", ck.state["best_epoch"],
+             ck.state["best_score"], ck.state["epoch"], stopped)
+    info = {**ck.finish(model, "best_dev_cost_per_pair"), "epochs_run": ck.state["epoch"], "stopped_by": stopped,
+            "device": str(device), "seed": int(seed)}
     return model, init, info
 
 

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from vgs import retrieval
+from vgs import retrieval, runtime
 from vgs.fragment.model import FragmentModel, chunked_scores, margin_cost, score_matrix
 from vgs.runtime import EpochCheckpoint, atomic_path, load_torch, to_cpu, torch_device
 
@@ -26,11 +26,8 @@ def config_hash(cfg):
 
 def fingerprint(cfg, *datas):
     """What a checkpoint must match to be resumed: the training config and the exact data."""
-    h = hashlib.blake2b(json.dumps({k: cfg[k] for k in TRAIN_KEYS}, sort_keys=True).encode(), digest_size=16)
-    for d in datas:
-        for a in (d.feats, d.words, d.seg, d.cap_image, d.region_mask()):
-            h.update(np.ascontiguousarray(a).tobytes())
-    return h.hexdigest()
+    return runtime.fingerprint({k: cfg[k] for k in TRAIN_KEYS},
+                               *(a for d in datas for a in (d.feats, d.words, d.seg, d.cap_image, d.region_mask())))
 
 
 def _gather_rows(offsets, caps):

@@ -1,14 +1,13 @@
 """Supervised pretraining of a word net as an isolated-word classifier (paper Sec. 3, Table 2).
 
-Checkpoints after every epoch (atomically, next to the model) and resumes from it after a
-kill; a checkpoint whose parameters or input file differ is ignored.  Shuffling and dropout
+Checkpoints after every epoch (vgs.runtime.EpochCheckpoint, next to the model) and resumes from it
+after a kill; a checkpoint whose parameters or input file differ is ignored.  No best epoch (there is
+no dev split): the last epoch is the model.  Shuffling and dropout
 are re-seeded from (seed, epoch) every epoch, so a resumed run gives bit-identical weights.
 Runs on a visible GPU (vgs.runtime.torch_device); data stay on the CPU and go over per batch,
 and files hold CPU tensors, so a model trained on a GPU loads anywhere."""
-import hashlib
 import json
 import logging
-import os
 import time
 from pathlib import Path
 
@@ -17,18 +16,12 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from ..runtime import atomic_path, load_torch, open_h5, to_cpu, torch_device
+from ..runtime import EpochCheckpoint, atomic_path, file_signature, fingerprint, open_h5, torch_device
 from .data import read_meta, read_windows, split_tokens
 from .filters import conv1_diagnostics
 from .models import WordNet, save_model
 
 log = logging.getLogger(__name__)
-
-
-def _fingerprint(params, path):
-    st = os.stat(path)
-    blob = json.dumps({"params": params, "size": st.st_size, "mtime": st.st_mtime_ns}, sort_keys=True)
-    return hashlib.sha256(blob.encode()).hexdigest()
 
 
 def _optimizer(model, p):
@@ -58,11 +51,6 @@ def evaluate(model, x, y, batch_size=512):
     return hit1 / n, hit5 / n, len(x) / max(dt, 1e-9)
 
 
-def _save_checkpoint(path, state):
-    with atomic_path(path) as tmp:
-        torch.save(to_cpu(state), tmp)
-
-
 def train(windows_path, model_out, metrics_out, params, on_epoch_end=None, device=None):
     """Train params['arch'] on the word windows; write model_out (.pt) and metrics_out (.json).
 
@@ -70,7 +58,6 @@ def train(windows_path, model_out, metrics_out, params, on_epoch_end=None, devic
     simulate a kill).  device: default vgs.runtime.torch_device()."""
     p = dict(params)
     model_out, metrics_out = Path(model_out), Path(metrics_out)
-    ckpt_path = model_out.with_name("checkpoint.pt")
     torch.set_num_threads(max(1, int(p.get("threads", 1))))
 
     with open_h5(windows_path) as f:
@@ -93,21 +80,13 @@ def train(windows_path, model_out, metrics_out, params, on_epoch_end=None, devic
     dev = torch.device(device) if device is not None else torch_device()
     model.to(dev)  # before the optimizer, so its state lives on the same device
     opt = _optimizer(model, p)
-    fp = _fingerprint(p, windows_path)
-    start, history, train_time, seen = 0, [], 0.0, 0
-    ck = load_torch(ckpt_path, resume=True) if ckpt_path.exists() else None
-    if ck is not None:
-        if ck.get("fingerprint") == fp:
-            model.load_state_dict(ck["model"])
-            opt.load_state_dict(ck["optimizer"])
-            start, history = ck["epoch"], ck["history"]
-            train_time, seen = ck["train_time"], ck["seen"]
-            log.info("resumed from %s after epoch %d", ckpt_path, start)
-        else:
-            log.warning("ignoring %s: written for other parameters or input", ckpt_path)
+    ck = EpochCheckpoint(model_out.with_name("checkpoint.pt"),
+                         fingerprint({"params": p, "windows": file_signature(windows_path)}))
+    ck.state.update(train_time=0.0, seen=0)
+    ck.resume(model, opt)
 
     n, bs = len(xtr), p["batch_size"]
-    for epoch in range(start, p["epochs"]):
+    for epoch in range(ck.state["epoch"], p["epochs"]):  # 0-based here, 1-based in the history and the log
         g = torch.Generator().manual_seed(p["seed"] * 1_000_003 + epoch)
         perm = torch.randperm(n, generator=g)
         torch.manual_seed(p["seed"] * 1_000_003 + epoch + 1)  # the dropout stream
@@ -122,15 +101,12 @@ def train(windows_path, model_out, metrics_out, params, on_epoch_end=None, devic
             opt.step()
             loss_sum += loss.item() * len(idx)
         dt = time.perf_counter() - t0
-        train_time, seen = train_time + dt, seen + n
+        ck.state.update(train_time=ck.state["train_time"] + dt, seen=ck.state["seen"] + n)
         top1, top5, _ = evaluate(model, xte, yte)
-        history.append({"epoch": epoch + 1, "loss": loss_sum / n, "test_top1": top1,
-                        "test_top5": top5, "seconds": dt})
         log.info("%s epoch %d: loss %.4f, test top-1 %.3f top-5 %.3f, %.0f windows/s",
                  p["arch"], epoch + 1, loss_sum / n, top1, top5, n / dt)
-        _save_checkpoint(ckpt_path, {"fingerprint": fp, "epoch": epoch + 1, "model": model.state_dict(),
-                                     "optimizer": opt.state_dict(), "history": history,
-                                     "train_time": train_time, "seen": seen})
+        ck.end_epoch(epoch + 1, {"epoch": epoch + 1, "loss": loss_sum / n, "test_top1": top1, "test_top5": top5,
+                                 "seconds": dt}, None, model, opt)
         if on_epoch_end is not None:
             on_epoch_end(epoch + 1)
 
@@ -143,8 +119,9 @@ def train(windows_path, model_out, metrics_out, params, on_epoch_end=None, devic
         "split": p["split"], "epochs": p["epochs"], "top1": top1, "top5": top5,
         "train_top1": tr1, "train_top5": tr5, "chance_top1": 1 / len(classes),
         "params": sum(t.numel() for t in model.parameters()),
-        "train_windows_per_s": seen / max(train_time, 1e-9), "train_seconds": train_time,
-        "inference_windows_per_s": infer_rate, "device": str(dev), "conv1": conv1, "history": history, "config": p,
+        "train_windows_per_s": ck.state["seen"] / max(ck.state["train_time"], 1e-9),
+        "train_seconds": ck.state["train_time"], "inference_windows_per_s": infer_rate, "device": str(dev),
+        "conv1": conv1, "history": ck.state["history"], "config": p,
     }
     log.info("%s: test top-1 %.3f top-5 %.3f (%d classes); train %.0f windows/s, inference %.0f windows/s",
              p["arch"], top1, top5, len(classes), metrics["train_windows_per_s"], infer_rate)
@@ -154,5 +131,5 @@ def train(windows_path, model_out, metrics_out, params, on_epoch_end=None, devic
                                          "metrics": {k: v for k, v in metrics.items() if k != "history"}})
     with atomic_path(metrics_out) as tmp:
         tmp.write_text(json.dumps(metrics, indent=2))
-    ckpt_path.unlink(missing_ok=True)
+    ck.path.unlink(missing_ok=True)
     return metrics

@@ -6,6 +6,7 @@ import sys
 
 sys.path.append(workflow.basedir)  # vgs beside the Snakefile, for a snakemake installed elsewhere
 from vgs.corpus.manifest import digest as manifest_digest
+from vgs.coscos import TRAIN_KEYS as COSCOS_TRAIN_KEYS
 
 # The software of every rule (snakemake --sdm conda); the same pins as envs/requirements.txt.
 VGS_ENV = "../../envs/vgs.yaml"
@@ -337,8 +338,6 @@ def caption_sweep_metrics():
     return [f"results/caption/{system}/bs{b}/metrics.json" for b in CAP["sweep"]["batch_sizes"]]
 # --- coscos stage (coscos.smk) ---
 COSCOS = config["coscos"]
-COSCOS_TRAIN_KEYS = ("frames", "embed_dim", "image_layers", "speech_layers", "relu_cap", "init_scale", "l2",
-                     "max_norm", "rho", "eps", "batch_images", "epochs", "patience", "curve_images")
 
 
 def coscos_systems():
