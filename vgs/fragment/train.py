@@ -11,13 +11,11 @@ import torch
 from tqdm import tqdm
 
 from vgs import retrieval, runtime
+from vgs.fragment import TRAIN_KEYS
 from vgs.fragment.model import FragmentModel, chunked_scores, margin_cost, score_matrix
 from vgs.runtime import EpochCheckpoint, atomic_path, load_torch, to_cpu, torch_device
 
 log = logging.getLogger(__name__)
-
-TRAIN_KEYS = ("embed_dim", "lr", "momentum", "weight_decay", "batch_images", "epochs", "margin",
-              "standardize_images", "seed")
 
 
 def config_hash(cfg):
@@ -26,7 +24,7 @@ def config_hash(cfg):
 
 def fingerprint(cfg, *datas):
     """What a checkpoint must match to be resumed: the training config and the exact data."""
-    return runtime.fingerprint({k: cfg[k] for k in TRAIN_KEYS},
+    return runtime.fingerprint({"seed": cfg["seed"], **{k: cfg[k] for k in TRAIN_KEYS}},
                                *(a for d in datas for a in (d.feats, d.words, d.seg, d.cap_image, d.region_mask())))
 
 

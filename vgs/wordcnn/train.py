@@ -2,8 +2,8 @@
 
 Checkpoints after every epoch (vgs.runtime.EpochCheckpoint, next to the model) and resumes from it
 after a kill; a checkpoint whose parameters or input file differ is ignored.  No best epoch (there is
-no dev split): the last epoch is the model.  Shuffling and dropout
-are re-seeded from (seed, epoch) every epoch, so a resumed run gives bit-identical weights.
+no dev split): the last epoch is the model.  Shuffling and dropout are re-seeded from (seed, epoch)
+every epoch, so a resumed run gives bit-identical weights.
 Runs on a visible GPU (vgs.runtime.torch_device); data stay on the CPU and go over per batch,
 and files hold CPU tensors, so a model trained on a GPU loads anywhere."""
 import json

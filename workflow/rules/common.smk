@@ -7,6 +7,7 @@ import sys
 sys.path.append(workflow.basedir)  # vgs beside the Snakefile, for a snakemake installed elsewhere
 from vgs.corpus.manifest import digest as manifest_digest
 from vgs.coscos import TRAIN_KEYS as COSCOS_TRAIN_KEYS
+from vgs.fragment import TRAIN_KEYS as FRAGMENT_TRAIN_KEYS
 
 # The software of every rule (snakemake --sdm conda); the same pins as envs/requirements.txt.
 VGS_ENV = "../../envs/vgs.yaml"
@@ -228,8 +229,6 @@ def fragment_systems():
     return systems
 
 
-FRAGMENT_TRAIN_KEYS = ("embed_dim", "lr", "momentum", "weight_decay", "batch_images", "epochs", "margin",
-                       "standardize_images")
 # text rows: ground truth (text) and the ASR cascade's (asr_<lm>: the text model on ASR hypotheses;
 # asr_<lm>_trained: vectors and model trained on ASR hypotheses too)
 FRAGMENT_TEXT_SYSTEMS = "text|asr_(?:general|caption)(?:_trained)?"
