@@ -24,17 +24,11 @@ from tqdm import tqdm
 
 from . import TRAIN_KEYS
 from .model import CoscosNet, apply_max_norm, coscos2, cosines, l2_penalty
-from .. import runtime
-from ..runtime import EpochCheckpoint, atomic_path, load_torch, to_cpu, torch_device
+from ..runtime import EpochCheckpoint, atomic_path, fingerprint, load_torch, to_cpu, torch_device
 
 log = logging.getLogger(__name__)
 
 ARCH_KEYS = ("embed_dim", "image_layers", "speech_layers", "relu_cap")
-
-
-def fingerprint(cfg, seed, *splits):
-    return runtime.fingerprint({"seed": seed, **{k: cfg[k] for k in TRAIN_KEYS}},
-                               *(a for d in splits for a in (d.tokens, d.tok_image, d.frags, d.frag_image)))
 
 
 def ranges(off, imgs):
@@ -106,7 +100,8 @@ def _with_tokens(split):
 def train_model(train, dev, cfg, seed, checkpoint, stop_after_epoch=None, device=None):
     """Returns (best model, initial state dict = the random projection, info). Resumes from
     `checkpoint` when it matches config, seed and data. `stop_after_epoch` simulates a kill."""
-    fp = fingerprint(cfg, seed, train, dev)
+    fp = fingerprint({"seed": seed, **{k: cfg[k] for k in TRAIN_KEYS}},
+                     *(a for d in (train, dev) for a in (d.tokens, d.tok_image, d.frags, d.frag_image)))
     device = torch.device(device) if device is not None else torch_device()
     model = build_model(train, cfg, seed)
     init = copy.deepcopy(to_cpu(model.state_dict()))

@@ -10,22 +10,16 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from vgs import retrieval, runtime
+from vgs import retrieval
 from vgs.fragment import TRAIN_KEYS
 from vgs.fragment.model import FragmentModel, chunked_scores, margin_cost, score_matrix
-from vgs.runtime import EpochCheckpoint, atomic_path, load_torch, to_cpu, torch_device
+from vgs.runtime import EpochCheckpoint, atomic_path, fingerprint, load_torch, to_cpu, torch_device
 
 log = logging.getLogger(__name__)
 
 
 def config_hash(cfg):
     return hashlib.sha256(json.dumps(cfg, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
-def fingerprint(cfg, *datas):
-    """What a checkpoint must match to be resumed: the training config and the exact data."""
-    return runtime.fingerprint({"seed": cfg["seed"], **{k: cfg[k] for k in TRAIN_KEYS}},
-                               *(a for d in datas for a in (d.feats, d.words, d.seg, d.cap_image, d.region_mask())))
 
 
 def _gather_rows(offsets, caps):
@@ -68,7 +62,8 @@ def train_model(train, dev, cfg, checkpoint, stop_after_epoch=None, mem_mb=512, 
     """Train for cfg['epochs'] epochs; returns (best model, info), the model on `device` (default
     vgs.runtime.torch_device()). Resumes from `checkpoint` when it matches this config and data.
     `stop_after_epoch` simulates a kill (tests)."""
-    fp = fingerprint(cfg, train, dev)
+    fp = fingerprint({"seed": cfg["seed"], **{k: cfg[k] for k in TRAIN_KEYS}},
+                     *(a for d in (train, dev) for a in (d.feats, d.words, d.seg, d.cap_image, d.region_mask())))
     model = build_model(train, cfg)
     device = torch.device(device) if device is not None else torch_device()
     model.to(device)  # before the optimizer, so its state lives on the same device
