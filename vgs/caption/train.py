@@ -60,9 +60,9 @@ class DualEncoder(nn.Module):
         return similarity(self.similarity, I, A, L, self.normalize)
 
 
-def build_model(cfg, feat_dim, image_feats, init=None):
+def build_model(cfg, feat_dim, image_feats):
     """The seeded initial model for cfg (audio weights depend only on the seed and the audio spec),
-    or, with `init` (a model file), those weights and image statistics loaded into it."""
+    or, with cfg['init'] (a model file), that model's weights and image statistics."""
     with torch.random.fork_rng():
         torch.manual_seed(cfg["seed"])
         audio = build_audio_encoder({"arch": cfg["audio"], "feat_dim": int(feat_dim), "width": cfg["width"]})
@@ -70,6 +70,7 @@ def build_model(cfg, feat_dim, image_feats, init=None):
                             "embed_dim": audio.embed_dim, "kernel": cfg["image_kernel"]})
     image.set_stats(image_feats)
     model = DualEncoder(audio, image, cfg["similarity"], cfg["normalize"])
+    init = cfg.get("init")
     if init:
         pre, _ = load_model(init)
         if dict(pre.audio.spec) != dict(audio.spec) or dict(pre.image.spec) != dict(image.spec):
@@ -180,7 +181,7 @@ def train_model(train, dev, cfg, checkpoint, device=None, stop_after_epoch=None,
     """Train for cfg['epochs']; returns (best model on `device`, info).  Resumes from `checkpoint` when
     it matches this config and data; `stop_after_epoch` simulates a kill (tests)."""
     fp = fingerprint(cfg, train, dev)
-    model = build_model(cfg, train.feat_dim, train.images, cfg.get("init"))
+    model = build_model(cfg, train.feat_dim, train.images)
     device = torch.device(device) if device is not None else torch_device()
     model.to(device)
     frozen = cfg["mode"] == "untrained"
@@ -195,6 +196,10 @@ def train_model(train, dev, cfg, checkpoint, device=None, stop_after_epoch=None,
         src, dev_outputs = (embed_captions(model, d.frames, d.offsets, pad_to=d.pad_to) for d in (train, dev))
         log.info("untrained audio net: %d training and %d dev captions embedded once in %.1f s",
                  len(train.cap_ids), len(dev.cap_ids), time.perf_counter() - t0)
+    if cfg.get("init") and "init_dev" not in ck.state:  # where a fine-tuned run starts (saved with epoch 1)
+        tab, _, _ = evaluate_split(model, dev, mem_mb=mem_mb)
+        ck.state["init_dev"] = {"dev_mean_recall": retrieval.mean_recall(tab), "dev": tab}
+        log.info("initialised from %s: dev mean recall %.2f before any update", cfg["init"], retrieval.mean_recall(tab))
     images = torch.as_tensor(train.images)
     for epoch in range(ck.state["epoch"] + 1, cfg["epochs"] + 1):
         t0, c0 = time.perf_counter(), time.process_time()
@@ -233,7 +238,8 @@ def train_model(train, dev, cfg, checkpoint, device=None, stop_after_epoch=None,
                  dev_tab["search"]["R@10"], dev_tab["annotation"]["R@10"], rec["train_captions_per_s"],
                  rec["seconds"], rec["cpu_s"])
         ck.end_epoch(epoch, rec, score, model, opt, stop_after_epoch)
-    return model, {**ck.finish(model), "device": str(device)}
+    extra = {"init_dev": ck.state["init_dev"]} if "init_dev" in ck.state else {}
+    return model, {**ck.finish(model), "device": str(device), **extra}
 
 
 def save_model(model, cfg, info, path):
