@@ -544,7 +544,7 @@ def patterns_params(rule):
 
 
 def patterns_outputs():
-    """What rule all asks of this stage: nothing with speech.features: ssl, whose caption towers take
+    """What `all` asks of this stage; nothing with speech.features ssl, whose caption towers take
     ssl frames, while grounding, VAD and segments work on 10 ms log-mels."""
     if config["speech"]["features"] != "fbank":
         print("patterns: left out of `all` (speech.features: ssl; the stage reads log-mels)", file=sys.stderr)
