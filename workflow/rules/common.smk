@@ -400,6 +400,7 @@ def pretrain_config():
     import copy
 
     p = CAP["pretrain"]
+    caption_system(p["system"])  # an error naming the configured systems
     c = copy.deepcopy(config)
     c["caption"]["pretrain"] = None  # the module does not pretrain in turn
     if p["root"]:
