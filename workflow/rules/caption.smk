@@ -142,32 +142,6 @@ rule caption_sweep:
         "../../scripts/caption_sweep.py"
 
 
-rule caption_pretrain:
-    """MILAN's pretraining: the system fine-tuned from its model pretrained on the second corpus beside
-    the same system trained from scratch, both on the main corpus's test split."""
-    input:
-        caption_pretrain_metrics() if CAP["pretrain"] else [],
-    output:
-        json="results/caption/pretrain.json",
-        md=report("results/caption/pretrain.md", category="Caption models", caption="../report/caption_pretrain.rst"),
-    params:
-        pretrain=CAP["pretrain"],
-        epochs=caption_system(CAP["pretrain"]["system"])["epochs"] if CAP["pretrain"] else None,
-        ks=config["recall"]["ks"],
-    log:
-        log_path("caption_pretrain"),
-    benchmark:
-        bench_path("caption_pretrain")
-    threads: 1
-    resources:
-        mem_mb=1000,
-        runtime=5,
-    conda:
-        VGS_ENV
-    script:
-        "../../scripts/caption_pretrain.py"
-
-
 rule caption_benchmark:
     """Speed of every default system (from its row) and matchmap scoring vs a bare einsum."""
     input:

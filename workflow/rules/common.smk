@@ -411,6 +411,8 @@ def pretrain_config():
     c["vision"].update(detections=1, max_candidates=1)
     c["caption"]["systems"][p["system"]]["epochs"] = p["epochs"]
     return c
+
+
 # --- coscos stage (coscos.smk) ---
 COSCOS = config["coscos"]
 
