@@ -15,7 +15,8 @@ speech.features: ssl, whose frames are 20 ms), D = towers.embed_dim.
         x (B, T, F) float32 zero-padded past lengths (B,) int64 -> frames (B, T', D) float32, zero
         past frame_lengths (B,) int64; output frame t covers input frames
         [t * frame_stride, (t + 1) * frame_stride) (plus the receptive field); a caption's output
-        does not depend on the padding of its batch.  Captions were trained truncated to max_frames.
+        does not depend on the padding of its batch.  Captions were trained truncated to max_frames
+        10 ms frames (max_frames * 10 / frame_shift_ms frames of the features).
   towers.pool_audio(frames, frame_lengths) -> (B, D): mean over valid frames, L2-normalised unless
         towers.normalize == "none".  towers(x, lengths) = pool_audio(embed_audio(x, lengths)).
         Pooling a slice of frames embeds an audio segment (e.g. a word's frames // frame_stride).
