@@ -42,7 +42,7 @@ def test_lengths_are_converted_to_the_features_frame_shift(tmp_path, shift_ms):
     assert d.report["max_frames"] == limit and d.report["frame_shift_ms"] == shift_ms
     n = 100 if shift_ms == 10 else 50
     d = load_split(feats, regions, "fc", utts, "train", 1024, fixed_seconds=1)
-    assert d.pad_to == n and d.lengths.max() <= n and d.report["pad_to"] == n
+    assert d.pad_to == n and d.lengths.max() == n and d.report["pad_to"] == n and d.report["truncated"] > 0
     idx = np.arange(6)
     x, L = pad_batch(d.frames, d.offsets, idx, d.pad_to)
     assert x.shape == (6, n, fc.frames.shape[1]) and L.tolist() == [n] * 6
@@ -79,7 +79,7 @@ def test_a_finetuned_run_starts_from_the_pretrained_weights(tmp_path):
     """init: the pretrained model's weights (and image statistics) exactly, not the seeded start; the
     pretrained file's content is in the resume fingerprint; another architecture is an error."""
     d = make_toy(n_images=40, seed=5, frames=FRAMES)
-    pre_tr, pre_dv, tr, dv = subset(d, 0, 15), subset(d, 15, 20), subset(d, 20, 35), subset(d, 35, 40)
+    tr, dv = subset(d, 0, 30), subset(d, 30, 40)
     pre_h5 = tmp_path / "pre"
     write_toy_files(pre_h5, splits=SPLITS, seed=7, frames=FRAMES)
     run_training(pre_h5 / "fbank.h5", pre_h5 / "regions.h5", pre_h5 / "utterances.tsv", CFG, tmp_path / "pck.pt",
