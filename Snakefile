@@ -31,6 +31,8 @@ include: "workflow/rules/speech.smk"
 include: "workflow/rules/wordcnn.smk"
 include: "workflow/rules/fragment.smk"
 include: "workflow/rules/caption.smk"
+if config["caption"]["pretrain"]:
+    include: "workflow/rules/pretrain.smk"
 include: "workflow/rules/coscos.smk"
 include: "workflow/rules/asr.smk"
 include: "workflow/rules/recall.smk"

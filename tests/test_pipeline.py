@@ -166,6 +166,8 @@ PATTERNS = {"patterns_ground": 1, "patterns_compare": 1, "patterns_cluster": 1, 
       "coscos_tokens": 1, **COSCOS, "coscos_train": 1, "coscos_evaluate": 1,
       "patterns_vad_report": 1, "patterns_evaluate": 1, "patterns_figures": 1}),  # patterns: labels, not groundings
     ({"speech": {"ssl": {"layer": 3}}}, {}),  # features: fbank reads no ssl key
+    # the extra targets' keys (pretraining corpus, length sweep) change nothing of the main job
+    ({"caption": {"pretrain": {"epochs": 5, "corpus": {"preset": "tiny", "seed": 3}}, "length_sweep": {"seconds": [2]}}}, {}),
     ({"asr": {"decoder": {"lw": 8.0}}},
      {"asr_decode": 2, "fragment_textvec": 2, "fragment_evaluate": 2, "asr_row": 2, "recall_table": 1, "all": 1}),
     ({"asr": {"caption_lm": {"discount_mass": 0.4}}},
@@ -228,7 +230,9 @@ def test_ssl_front_end_end_to_end(tiny_run, tmp_path):
     """speech.features: ssl with a tiny random wav2vec 2.0 (built here, loaded by path): a missing
     checkpoint stops rule speech_ssl before any audio is read; the real one feeds every consumer of
     frame features -- caption and word-corpus windows (1 s = 50 frames of 16 dims), the word CNN
-    (its filters span the 16 dims), word vectors and the speech rows -- and nothing else reruns."""
+    (its filters span the 16 dims), word vectors and the speech rows, the whole-caption dual encoders
+    (first layers span the 16 dims; max_frames 1024 x 10 ms = 512 frames of 20 ms) and their rows --
+    and nothing else reruns."""
     import h5py
     import torch
 
@@ -245,13 +249,15 @@ def test_ssl_front_end_end_to_end(tiny_run, tmp_path):
     assert not (ssl_work / "results/speech/ssl.h5.partial").exists()  # stopped before any work
 
     model = tiny_ssl_model(tmp_path / "tiny-wav2vec2")
+    short = {s: {"epochs": 2} for s in ("davenet2017", "matchmap", "milan")}  # they retrain anyway: keep it short
     cfg = write_config(tmp_path / "ssl.yaml", speech={"features": "ssl", "ssl": {"checkpoint": str(model), "layer": 1}},
-                       wordcnn={"epochs": 3})  # the CNN retrains on the new features anyway: keep it short
+                       wordcnn={"epochs": 3}, caption={"systems": short, "defaults": {"untrained_row": False}})
     snakemake(ssl_work, "--unlock", configfile=cfg)
     target = "results/flickr8k_recall.json"
     assert planned_jobs(ssl_work, target, configfile=cfg) == {
         "speech_ssl": 1, "wordcorpus_ssl": 1, "speech_windows": 2, "wordcorpus_windows": 1, "wordcnn_train": 1,
-        "wordcnn_vectors": 2, "fragment_train": 2 * SEEDS, "fragment_evaluate": 2, "recall_table": 1}
+        "wordcnn_vectors": 2, "fragment_train": 2 * SEEDS, "fragment_evaluate": 2, "caption_train": 3,
+        "caption_evaluate": 3, "recall_table": 1}
     snakemake(ssl_work, targets=[target], configfile=cfg)
     res = ssl_work / "results"
     with h5py.File(res / "speech/ssl.h5") as f:
@@ -267,3 +273,65 @@ def test_ssl_front_end_end_to_end(tiny_run, tmp_path):
     assert rows["speech"]["runs"] != before["speech"]["runs"]  # other features, other ranks
     assert rows["text"] == before["text"]  # untouched
     assert rows["speech"]["sizes"]["captions"] == 5 * TINY["splits"]["test"]
+    milan = json.loads((res / "caption/milan/trained/seed0/train.json").read_text())
+    assert {k: milan["train_sizes"][k] for k in ("feat_dim", "frame_shift_ms", "max_frames")} == \
+        {"feat_dim": 16, "frame_shift_ms": 20.0, "max_frames": 512}
+    cnn = torch.load(res / "caption/davenet2017/trained/seed0/model.pt", weights_only=False)["audio"]
+    assert cnn["spec"]["feat_dim"] == 16 and cnn["state"]["convs.0.weight"].shape[1] == 16
+    assert rows["caption:milan"]["runs"] != before["caption:milan"]["runs"]
+    test = json.loads((res / "caption/milan/trained/metrics.json").read_text())["test_report"]
+    assert (test["frame_shift_ms"], test["max_frames"], test["feat_dim"]) == (20.0, 512, 16)
+
+
+def test_pretrain_then_finetune_and_length_sweep(tiny_run, tmp_path, monkeypatch):
+    """caption.pretrain: a second tiny corpus (seed 1) through the same rules under results/pretrain/,
+    milan pretrained on it and fine-tuned on the main corpus from those weights (its first record:
+    the pretrained model's dev recall on the main corpus), a table of both rows; the length sweep
+    (1 and 2 s).  Nothing of the main run reruns.  The reduced vision route of the second corpus
+    (one candidate box) gives the whole-frame row of the full stage exactly."""
+    import h5py
+    import numpy as np
+
+    from vgs.caption.data import load_split
+    from vgs.caption.train import evaluate_split, load_model
+    from vgs.vision.stage import build_regions
+
+    work, _ = tiny_run
+    w = tmp_path / "pre"
+    shutil.copytree(work, w, symlinks=True)
+    cfg = write_config(tmp_path / "pre.yaml", caption={"pretrain": {"corpus": {"preset": "tiny", "seed": 1}, "epochs": 3},
+                                                       "length_sweep": {"seconds": [1, 2]}})
+    targets = ["results/caption/pretrain.md", "results/caption/length_sweep.md"]
+    assert planned_jobs(w, *targets, configfile=cfg) == {
+        "pretrain_synthetic_corpus": 1, "pretrain_vision_export_onnx": 1, "pretrain_corpus_manifest": 1,
+        "pretrain_ingest": 1, "pretrain_speech_fbank": SHARDS["speech_fbank"],
+        "pretrain_vision_regions": SHARDS["vision_regions"], "pretrain_speech_fbank_merge": 1,
+        "pretrain_vision_regions_merge": 1, "pretrain_caption_train": 1, "caption_train": 3, "caption_evaluate": 3,
+        "caption_sweep": 1, "caption_pretrain": 1}
+    snakemake(w, targets=targets, configfile=cfg)
+    res = w / "results"
+    ids = [(res / d / "manifests/utterances.tsv").read_text() for d in ("", "pretrain")]
+    assert ids[0] != ids[1]  # another corpus
+    fine = json.loads((res / "caption/milan/finetuned/seed0/train.json").read_text())
+    assert fine["config"]["init"] == "results/pretrain/caption/milan/trained/seed0/model.pt"
+    pre, _ = load_model(res / "pretrain/caption/milan/trained/seed0/model.pt")
+    dev = load_split(res / "speech/fbank.h5", res / "vision/regions.h5", "fc", res / "manifests/utterances.tsv", "dev", 1024)
+    assert fine["init_dev"]["dev"] == evaluate_split(pre, dev)[0]
+    table = json.loads((res / "caption/pretrain.json").read_text())
+    assert [r["init"] for r in table["rows"]] == ["none (from scratch)", "pretrained 3 epochs (preset tiny, seed 1)"]
+    rows = [json.loads((res / f"caption/milan/{m}/metrics.json").read_text()) for m in ("trained", "finetuned")]
+    assert rows[0]["runs"][0]["ranks"] != rows[1]["runs"][0]["ranks"]
+    assert "| none (from scratch) |" in (res / "caption/pretrain.md").read_text()
+    sweep = json.loads((res / "caption/length_sweep.json").read_text())
+    assert [r["fixed_seconds"] for r in sweep["rows"]] == [1, 2]
+    for s in (1, 2):
+        assert json.loads((res / f"caption/milan/len{s}/metrics.json").read_text())["test_report"]["pad_to"] == 100 * s
+    # the second corpus's vision route: row 0 (the whole frame) as the full stage computes it
+    with h5py.File(res / "vision/regions.h5") as f:
+        full, params = f["features"][:, 0], json.loads(f.attrs["config"])
+    params.update(detections=1, max_candidates=1)
+    monkeypatch.chdir(w)  # the manifest's image paths are relative to the working directory
+    build_regions("results/manifests/images.tsv", "resources/models/efficientnet-lite0-224.onnx", tmp_path / "r.h5",
+                  tmp_path / "r.json", params)
+    with h5py.File(tmp_path / "r.h5") as f:
+        np.testing.assert_allclose(f["features"][:, 0], full, rtol=1e-4, atol=1e-5)

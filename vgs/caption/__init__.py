@@ -1,4 +1,5 @@
-"""Whole-caption models (issue 9): a spoken caption's log-mels and a whole image embedded in one
+"""Whole-caption models (issue 9): a spoken caption's frame features (log-mels, or self-supervised
+frames with speech.features: ssl) and a whole image embedded in one
 space by an audio net and an image tower, scored by a similarity, trained on in-batch impostors —
 the systems of Harwath & Glass (2017), the matchmap paper and MILAN (models.py, scoring.py,
 train.py; evaluation in evaluate.py, the batch-size sweep in sweep.py, speed in bench.py).
@@ -7,13 +8,15 @@ Files other stages may rely on (the only contract; do not import this package fr
 
 results/caption/{system}/towers.pt — the trained towers of `system` (its first seed, best dev
 epoch) as TorchScript, CPU, eval mode: `towers = torch.jit.load(path)`; no vgs import needed.
-Shapes below: B captions, T log-mel frames, F = towers.feat_dim bands (normalised exactly as in
-results/speech/fbank.h5), D = towers.embed_dim.
+Shapes below: B captions, T feature frames, F = towers.feat_dim (normalised exactly as in the
+speech stage's file the system was trained on: results/speech/fbank.h5, or ssl.h5 with
+speech.features: ssl, whose frames are 20 ms), D = towers.embed_dim.
   towers.embed_audio(x, lengths) -> (frames, frame_lengths)
         x (B, T, F) float32 zero-padded past lengths (B,) int64 -> frames (B, T', D) float32, zero
         past frame_lengths (B,) int64; output frame t covers input frames
         [t * frame_stride, (t + 1) * frame_stride) (plus the receptive field); a caption's output
-        does not depend on the padding of its batch.  Captions were trained truncated to max_frames.
+        does not depend on the padding of its batch.  Captions were trained truncated to max_frames
+        10 ms frames (max_frames * 10 / frame_shift_ms frames of the features).
   towers.pool_audio(frames, frame_lengths) -> (B, D): mean over valid frames, L2-normalised unless
         towers.normalize == "none".  towers(x, lengths) = pool_audio(embed_audio(x, lengths)).
         Pooling a slice of frames embeds an audio segment (e.g. a word's frames // frame_stride).

@@ -43,10 +43,14 @@ def label_of(system, cfg, mode):
         return f"{system} (R): untrained {cfg['audio']}, image tower trained"
     if mode.startswith("bs"):
         return f"{system}, batch size {mode[2:]} ({what})"
+    if mode == "finetuned":
+        return f"{system}, pretrained on a second corpus, fine-tuned ({what})"
+    if mode.startswith("len"):
+        return f"{system}, captions cropped and padded to {mode[3:]} s ({what})"
     return f"{system} ({what})"
 
 
-def evaluate_system(model_pts, fbank_h5, image_h5, utterances_tsv, ecfg, metrics_out, system, mode,
+def evaluate_system(model_pts, feats_h5, image_h5, utterances_tsv, ecfg, metrics_out, system, mode,
                     paper=None, device=None):
     """One row from the models of every seed (model_pts: one file per seed)."""
     device = torch_device() if device is None else device
@@ -56,7 +60,8 @@ def evaluate_system(model_pts, fbank_h5, image_h5, utterances_tsv, ecfg, metrics
         model, ck = load_model(path)
         cfg = ck["config"]
         if test is None:
-            test = load_split(fbank_h5, image_h5, cfg["image"], utterances_tsv, "test", cfg["max_frames"], cfg["grid"])
+            test = load_split(feats_h5, image_h5, cfg["image"], utterances_tsv, "test", cfg["max_frames"], cfg["grid"],
+                              cfg.get("fixed_seconds"))
             imgs, caps = draw_pairs(test.cap_image, ecfg["pairs"], ecfg["seed"])
         model.to(device)
         t0 = time.perf_counter()

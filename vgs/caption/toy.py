@@ -57,6 +57,7 @@ def write_toy_files(out, splits=(("train", 40), ("dev", 10), ("test", 10)), seed
     out.mkdir(parents=True, exist_ok=True)
     str_dt = h5py.string_dtype()
     with h5py.File(out / "fbank.h5", "w") as f:
+        f.attrs["frame_shift_ms"] = 10.0
         for c, u in enumerate(fc.cap_ids):
             f.create_dataset(f"feats/{u}", data=fc.frames[fc.offsets[c]:fc.offsets[c + 1]])
     with h5py.File(out / "regions.h5", "w") as f:

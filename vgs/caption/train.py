@@ -5,7 +5,9 @@ An epoch visits every training image once with one of its captions drawn at rand
 never holds two captions of one image, whose "impostor" would be a true match), in an order and
 with impostors drawn from (seed, epoch, batch): a resumed run draws exactly what an uninterrupted
 one would.  Every epoch ends with dev-split retrieval and an atomic checkpoint; the best epoch on
-dev (mean of R@1/5/10 both ways) is kept.  Mode `untrained` freezes the audio net at its seeded
+dev (mean of R@1/5/10 both ways) is kept.  `init` (a model file of the same system trained on another
+corpus: MILAN's pretraining) starts the run from those weights instead of the seeded initialisation;
+its content hash is part of the resume fingerprint.  Mode `untrained` freezes the audio net at its seeded
 initialisation and trains the image tower only (the matchmap paper's "(R)" rows); its audio
 embeddings are computed once.  Runs on a visible GPU; files hold CPU tensors."""
 import hashlib
@@ -29,6 +31,8 @@ log = logging.getLogger(__name__)
 TRAIN_KEYS = ("audio", "image", "similarity", "loss", "optimizer", "lr", "lr_decay", "lr_decay_every",
               "momentum", "weight_decay", "batch_size", "epochs", "width", "max_frames", "margin",
               "temperature", "normalize", "image_kernel", "grid", "mode", "seed")
+# keys present only when set (a run without them keeps the fingerprint it had before they existed)
+OPTIONAL_KEYS = ("fixed_seconds", "init")
 
 
 class DualEncoder(nn.Module):
@@ -57,18 +61,27 @@ class DualEncoder(nn.Module):
 
 
 def build_model(cfg, feat_dim, image_feats):
-    """The seeded initial model for cfg (audio weights depend only on the seed and the audio spec)."""
+    """The seeded initial model for cfg (audio weights depend only on the seed and the audio spec),
+    or, with cfg['init'] (a model file), that model's weights and image statistics."""
     with torch.random.fork_rng():
         torch.manual_seed(cfg["seed"])
         audio = build_audio_encoder({"arch": cfg["audio"], "feat_dim": int(feat_dim), "width": cfg["width"]})
         image = ImageTower({"kind": cfg["image"], "in_dim": int(image_feats.shape[1]),
                             "embed_dim": audio.embed_dim, "kernel": cfg["image_kernel"]})
     image.set_stats(image_feats)
-    return DualEncoder(audio, image, cfg["similarity"], cfg["normalize"])
+    model = DualEncoder(audio, image, cfg["similarity"], cfg["normalize"])
+    init = cfg.get("init")
+    if init:
+        pre, _ = load_model(init)
+        if dict(pre.audio.spec) != dict(audio.spec) or dict(pre.image.spec) != dict(image.spec):
+            raise ValueError(f"{init}: pretrained model has audio {dict(pre.audio.spec)} / image "
+                             f"{dict(pre.image.spec)}, this run needs {dict(audio.spec)} / {dict(image.spec)}")
+        model.load_state_dict(pre.state_dict())
+    return model
 
 
 @torch.no_grad()
-def embed_captions(model, frames, offsets, idx=None, batch_size=64):
+def embed_captions(model, frames, offsets, idx=None, batch_size=64, pad_to=None):
     """Caption outputs of items `idx` (default all), packed: (sum T', D) float32 and offsets.
     Batches are formed from captions of similar length (less padding); results do not depend on it."""
     model.eval()
@@ -78,7 +91,7 @@ def embed_captions(model, frames, offsets, idx=None, batch_size=64):
     outs = {}
     for b in range(0, len(order), batch_size):
         items = order[b:b + batch_size]
-        x, L = pad_batch(frames, offsets, items)
+        x, L = pad_batch(frames, offsets, items, pad_to)
         A, La = model.caption_outputs(x.to(dev), L.to(dev))
         for j, c in enumerate(items):
             outs[c] = A[j, :int(La[j])].cpu().numpy()
@@ -99,7 +112,7 @@ def score_split(model, data, mem_mb=512, batch_size=64, outputs=None):
     """(K, C) scores of a split (numpy) and the seconds spent embedding captions and scoring;
     `outputs`: the captions' packed outputs when already known (a frozen audio net)."""
     t0, c0 = time.perf_counter(), time.process_time()
-    A, offs = outputs or embed_captions(model, data.frames, data.offsets, batch_size=batch_size)
+    A, offs = outputs or embed_captions(model, data.frames, data.offsets, batch_size=batch_size, pad_to=data.pad_to)
     t_audio, c_audio = time.perf_counter() - t0, time.process_time() - c0
     I = embed_images(model, data.images, batch_size)
     S = chunked_similarity(model.similarity, I, A, offs, model.normalize, mem_mb)
@@ -112,11 +125,23 @@ def evaluate_split(model, data, ks=(1, 5, 10), mem_mb=512, outputs=None):
     return retrieval.recall_table(*retrieval.ranks(S, data.cap_image), ks), S, timing
 
 
+def file_hash(path):
+    h = hashlib.blake2b(digest_size=16)
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
 def fingerprint(cfg, *datas):
-    """What a checkpoint must match to be resumed: the training config and the exact data.  Not the
-    number of epochs: nothing before the last epoch depends on it, so a run given more epochs goes on
-    from where a shorter one stopped, exactly as if it had been asked for them from the start."""
+    """What a checkpoint must match to be resumed: the training config, the exact data and the
+    content of the pretrained model it starts from.  Not the number of epochs: nothing before the
+    last epoch depends on it, so a run given more epochs goes on from where a shorter one stopped,
+    exactly as if it had been asked for them from the start."""
     keys = {k: cfg[k] for k in TRAIN_KEYS if k != "epochs"}
+    keys.update({k: cfg[k] for k in OPTIONAL_KEYS if cfg.get(k)})
+    if cfg.get("init"):
+        keys["init"] = file_hash(cfg["init"])  # the weights, wherever the file lives
     h = hashlib.blake2b(json.dumps(keys, sort_keys=True).encode(), digest_size=16)
     for d in datas:
         for a in (d.frames, d.offsets, d.images, d.cap_image):
@@ -168,9 +193,13 @@ def train_model(train, dev, cfg, checkpoint, device=None, stop_after_epoch=None,
     src, dev_outputs = (train.frames, train.offsets), None
     if frozen:  # the audio net never changes: its outputs once, then batches of them
         t0 = time.perf_counter()
-        src, dev_outputs = (embed_captions(model, d.frames, d.offsets) for d in (train, dev))
+        src, dev_outputs = (embed_captions(model, d.frames, d.offsets, pad_to=d.pad_to) for d in (train, dev))
         log.info("untrained audio net: %d training and %d dev captions embedded once in %.1f s",
                  len(train.cap_ids), len(dev.cap_ids), time.perf_counter() - t0)
+    if cfg.get("init") and "init_dev" not in ck.state:  # where a fine-tuned run starts (saved with epoch 1)
+        tab, _, _ = evaluate_split(model, dev, mem_mb=mem_mb)
+        ck.state["init_dev"] = {"dev_mean_recall": retrieval.mean_recall(tab), "dev": tab}
+        log.info("initialised from %s: dev mean recall %.2f before any update", cfg["init"], retrieval.mean_recall(tab))
     images = torch.as_tensor(train.images)
     for epoch in range(ck.state["epoch"] + 1, cfg["epochs"] + 1):
         t0, c0 = time.perf_counter(), time.process_time()
@@ -182,7 +211,7 @@ def train_model(train, dev, cfg, checkpoint, device=None, stop_after_epoch=None,
         total, n = 0.0, 0
         batches = epoch_batches(train, epoch, cfg)
         for b, (imgs, caps) in enumerate(tqdm(batches, desc=f"epoch {epoch}", mininterval=10)):
-            x, L = pad_batch(*src, caps)
+            x, L = pad_batch(*src, caps, None if frozen else train.pad_to)
             x, L = x.to(device), L.to(device)
             if frozen:
                 A, La = x, L
@@ -209,7 +238,8 @@ def train_model(train, dev, cfg, checkpoint, device=None, stop_after_epoch=None,
                  dev_tab["search"]["R@10"], dev_tab["annotation"]["R@10"], rec["train_captions_per_s"],
                  rec["seconds"], rec["cpu_s"])
         ck.end_epoch(epoch, rec, score, model, opt, stop_after_epoch)
-    return model, {**ck.finish(model), "device": str(device)}
+    extra = {"init_dev": ck.state["init_dev"]} if "init_dev" in ck.state else {}
+    return model, {**ck.finish(model), "device": str(device), **extra}
 
 
 def save_model(model, cfg, info, path):
@@ -230,12 +260,13 @@ def load_model(path):
     return DualEncoder(audio, image, ck["similarity"], ck["normalize"]).eval(), ck
 
 
-def run_training(fbank_h5, image_h5, utterances_tsv, cfg, checkpoint, model_out, history_out, mem_mb=512):
+def run_training(feats_h5, image_h5, utterances_tsv, cfg, checkpoint, model_out, history_out, mem_mb=512):
+    """cfg: the training keys (TRAIN_KEYS, and OPTIONAL_KEYS when set); feats_h5: frame features."""
     from .data import load_split
 
     t0, c0 = time.perf_counter(), time.process_time()
-    train, dev = (load_split(fbank_h5, image_h5, cfg["image"], utterances_tsv, s, cfg["max_frames"], cfg["grid"])
-                  for s in ("train", "dev"))
+    train, dev = (load_split(feats_h5, image_h5, cfg["image"], utterances_tsv, s, cfg["max_frames"], cfg["grid"],
+                             cfg.get("fixed_seconds")) for s in ("train", "dev"))
     model, info = train_model(train, dev, cfg, checkpoint, mem_mb=mem_mb)
     hist = info["history"]
     info.update(config=cfg, train_sizes=train.sizes(), dev_sizes=dev.sizes(), wall_s=time.perf_counter() - t0,

@@ -108,6 +108,8 @@ def sample_scene(rng, categories, size, n_range, emoji, max_overlap=0.2):
             scale = float(rng.uniform(0.22, 0.5))
             side = max(8, int(scale * min(w, h)))
             g = glyph.resize((side, max(8, int(side * glyph.height / glyph.width))), Image.LANCZOS)
+            if g.width > w or g.height > h:  # a tall rotated glyph at a large scale: try another scale
+                continue  # (before any draw of the position, so scenes that fit are drawn as before)
             x, y = int(rng.integers(0, w - g.width + 1)), int(rng.integers(0, h - g.height + 1))
             bx = g.getbbox()
             box = (x + bx[0], y + bx[1], x + bx[2], y + bx[3])

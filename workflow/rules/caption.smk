@@ -1,10 +1,11 @@
 # caption stage (issue 9): whole spoken captions and whole images in one space, no word segmentation —
 # the dual encoders of Harwath & Glass (2017), the matchmap paper and MILAN (vgs/caption/).
-#   results/caption/{system}/{mode}/seed{seed}/model.pt    mode: trained | untrained ("(R)") | bs<N> (sweep)
+#   results/caption/{system}/{mode}/seed{seed}/model.pt    mode: trained | untrained ("(R)") | bs<N>, len<S> (sweeps)
 #   results/caption/{system}/{mode}/metrics.json          one row of the recall table (all seeds)
 #   results/caption/{system}/training.png                 loss and dev recall by epoch
 #   results/caption/{system}/towers.pt                    TorchScript towers (vgs/caption/__init__.py)
-#   results/caption/batch_sweep.{json,md}                 recall vs batch size (not in the default target)
+#   results/caption/{batch,length}_sweep.{json,md}        recall vs batch size / fixed length (not in the default target)
+#   results/caption/pretrain.{json,md}                    fine-tuned from pretraining vs from scratch (pretrain.smk)
 #   results/caption/benchmark.{json,md}                   speed per system, matchmap scoring vs einsum
 
 
@@ -18,15 +19,16 @@ rule caption_train:
         mode=CAPTION_MODES,
         seed=r"\d+",
     input:
-        fbank="results/speech/fbank.h5",
+        feats=speech_features("speech"),  # speech.features: log-mels or ssl frames
         images=lambda wc: caption_image_h5(wc.system),
         utterances="results/manifests/utterances.tsv",
+        init=caption_init,  # mode finetuned: the pretrained model
     output:
         model="results/caption/{system}/{mode}/seed{seed}/model.pt",
         history="results/caption/{system}/{mode}/seed{seed}/train.json",
     params:
         # not an output: Snakemake would delete it when a run is killed, and a rerun resumes from it
-        checkpoint="results/caption/{system}/{mode}/seed{seed}/checkpoint.pt",
+        checkpoint=module_path("results/caption/{system}/{mode}/seed{seed}/checkpoint.pt"),  # under results/pretrain/ in the module
         train=lambda wc: caption_train_params(wc.system, wc.mode, wc.seed),
         mem_mb=CAP["eval"]["mem_mb"],
     log:
@@ -50,7 +52,7 @@ rule caption_evaluate:
         mode=CAPTION_MODES,
     input:
         models=lambda wc: caption_models(wc.system, wc.mode),
-        fbank="results/speech/fbank.h5",
+        feats=speech_features("speech"),  # speech.features: log-mels or ssl frames
         images=lambda wc: caption_image_h5(wc.system),
         utterances="results/manifests/utterances.tsv",
     output:
@@ -114,20 +116,22 @@ rule caption_figure:
 
 
 rule caption_sweep:
-    """Recall vs training batch size of one system (MILAN's ablation)."""
+    """Recall vs one training key of one system (MILAN's ablations): batch size (caption.sweep) or
+    the fixed length captions are cropped and padded to (caption.length_sweep)."""
+    wildcard_constraints:
+        sweep="|".join(CAPTION_SWEEPS),
     input:
-        caption_sweep_metrics(),
+        caption_sweep_metrics,
     output:
-        json="results/caption/batch_sweep.json",
-        md=report("results/caption/batch_sweep.md", category="Caption models", caption="../report/caption_sweep.rst"),
+        json="results/caption/{sweep}_sweep.json",
+        md=report("results/caption/{sweep}_sweep.md", category="Caption models", caption="../report/caption_sweep.rst"),
     params:
-        sweep=CAP["sweep"],
+        sweep=lambda wc: caption_sweep_params(wc.sweep),
         ks=config["recall"]["ks"],
-        epochs=caption_system(CAP["sweep"]["system"])["epochs"],
     log:
-        log_path("caption_sweep"),
+        log_path("caption_sweep_{sweep}"),
     benchmark:
-        bench_path("caption_sweep")
+        bench_path("caption_sweep_{sweep}")
     threads: 1
     resources:
         mem_mb=1000,
@@ -168,4 +172,6 @@ rule caption_all:
         "results/flickr8k_recall.json",
         expand("results/caption/{system}/training.png", system=CAP["systems"]),
         "results/caption/batch_sweep.md",
+        "results/caption/length_sweep.md",
+        ["results/caption/pretrain.md"] if CAP["pretrain"] else [],
         "results/caption/benchmark.md",

@@ -114,11 +114,17 @@ def corpus_paths(wildcards):
     return [word_corpus_dir(), word_corpus_ctm()]
 
 
+# A path as this workflow's rules see it: itself, or rewritten when the workflow runs as the pretrain
+# module (pretrain.smk); for the paths a params function reads itself.  Taken while the file is
+# parsed, when workflow.modifier is the module's.
+module_path = workflow.modifier.path_modifier.modify
+
+
 def corpus_digest(wildcards):
     """The corpus manifest's digest, recomputed whenever Snakemake builds the DAG (a stat per file,
     ~0.3 CPU s for Flickr8k's 48k files): a changed file changes these params and reruns the rule.
     Not a function of `input`: Snakemake leaves params derived from input out of its params check."""
-    return manifest_digest(corpus_paths(wildcards))
+    return manifest_digest([module_path(p) for p in corpus_paths(wildcards)])
 
 
 # --- vision stage (vision.smk) ---
@@ -276,8 +282,14 @@ def fragment_boxes():
 
 # --- caption stage (caption.smk) ---
 CAP = config["caption"]
-# a row's mode: trained, untrained (the "(R)" row), or bs<N> (a batch-size sweep point)
-CAPTION_MODES = r"trained|untrained|bs\d+"
+# a row's mode: trained, untrained (the "(R)" row), a sweep point: bs<N> (batch size N), len<S>
+# (captions cropped and padded to S seconds); finetuned: trained from the model pretrained on the second
+# corpus (caption.pretrain, pretrain.smk)
+CAPTION_MODES = r"trained|untrained|finetuned|bs\d+|len\d+"
+# the sweeps (results/caption/<name>_sweep.{json,md}): config section, its list of values, the mode
+# prefix of a point, and the training key a point sets
+CAPTION_SWEEPS = {"batch": ("sweep", "batch_sizes", "bs", "batch_size"),
+                  "length": ("length_sweep", "seconds", "len", "fixed_seconds")}
 # keys of a system that change what it trains (paper and untrained_row only pick rows and labels)
 CAPTION_TRAIN_KEYS = ("audio", "image", "similarity", "loss", "optimizer", "lr", "lr_decay", "lr_decay_every",
                       "momentum", "weight_decay", "batch_size", "epochs", "width", "max_frames", "margin",
@@ -300,16 +312,48 @@ def caption_train_params(system, mode, seed):
     """What one training job trains, in canonical form (changing another system's key reruns nothing here)."""
     s = caption_system(system)
     cfg = {k: s[k] for k in CAPTION_TRAIN_KEYS}
-    if mode.startswith("bs"):
-        cfg["batch_size"] = int(mode[2:])
+    point = caption_sweep_point(mode)
+    if point:
+        cfg[point[0]] = point[1]
+    if mode == "finetuned":
+        cfg["init"] = caption_pretrained(system, seed)
     return canonical({**cfg, "mode": "untrained" if mode == "untrained" else "trained", "seed": int(seed)})
 
 
+def caption_sweep_point(mode):
+    """(training key, value) that a sweep mode sets (bs32 -> (batch_size, 32)), else None."""
+    for _, _, prefix, key in CAPTION_SWEEPS.values():
+        m = re.fullmatch(prefix + r"(\d+)", mode)
+        if m:
+            return key, int(m[1])
+    return None
+
+
 def caption_run_mode(system, mode):
-    """A sweep point at the system's own batch size is its trained row: the same job, not a copy."""
-    if mode.startswith("bs") and int(mode[2:]) == caption_system(system)["batch_size"]:
+    """A sweep point at the system's own setting is its trained row: the same job, not a copy."""
+    point = caption_sweep_point(mode)
+    if point and caption_system(system).get(point[0]) == point[1]:
         return "trained"
     return mode
+
+
+def caption_pretrained(system, seed):
+    """The model of `system` pretrained on the second corpus (pretrain.smk) that mode finetuned starts from."""
+    p = CAP["pretrain"]
+    if not p or p["system"] != system:
+        raise ValueError(f"caption mode finetuned of {system!r}: caption.pretrain must be set with system: {system}")
+    return f"{PRETRAIN_PATHS['results/']}caption/{system}/trained/seed{seed}/model.pt"
+
+
+def caption_init(wildcards):
+    """The extra input of a training job: the pretrained model for mode finetuned, else nothing."""
+    return [caption_pretrained(wildcards.system, wildcards.seed)] if wildcards.mode == "finetuned" else []
+
+
+def caption_pretrain_metrics():
+    """The rows of results/caption/pretrain.{json,md}: from scratch (the system's trained row), fine-tuned."""
+    system = CAP["pretrain"]["system"]
+    return [f"results/caption/{system}/{m}/metrics.json" for m in ("trained", "finetuned")]
 
 
 def caption_image_h5(system):
@@ -331,10 +375,44 @@ def caption_metrics():
     return [f"results/caption/{s}/{m}/metrics.json" for s in CAP["systems"] for m in caption_rows(s)]
 
 
-def caption_sweep_metrics():
-    system = CAP["sweep"]["system"]
-    caption_system(system)  # an error naming the configured systems
-    return [f"results/caption/{system}/bs{b}/metrics.json" for b in CAP["sweep"]["batch_sizes"]]
+def caption_sweep_params(sweep):
+    """What sweep `sweep` (batch | length) trains: its system, swept key and values."""
+    section, values, prefix, key = CAPTION_SWEEPS[sweep]
+    system = CAP[section]["system"]
+    s = caption_system(system)  # an error naming the configured systems
+    return {"system": system, "key": key, "values": list(CAP[section][values]), "prefix": prefix, "epochs": s["epochs"]}
+
+
+def caption_sweep_metrics(wildcards):
+    p = caption_sweep_params(wildcards.sweep)
+    return [f"results/caption/{p['system']}/{p['prefix']}{v}/metrics.json" for v in p["values"]]
+
+
+# --- pretrain (pretrain.smk): the caption system pretrained on a second corpus, fine-tuned on the main one ---
+# where the second corpus's files go: every path of the module's rules, rewritten
+PRETRAIN_PATHS = {"results/": "results/pretrain/", "resources/": "results/pretrain/resources/"}
+
+
+def pretrain_config():
+    """The module config of the second corpus: this config with the corpus replaced, vision reduced to
+    what a whole-frame (fc) image tower reads -- region row 0, the whole frame, computed exactly as in
+    the full stage; one candidate box instead of ~100 cuts the CNN work -- and the pretraining epochs."""
+    import copy
+
+    p = CAP["pretrain"]
+    caption_system(p["system"])  # an error naming the configured systems
+    c = copy.deepcopy(config)
+    c["caption"]["pretrain"] = None  # the module does not pretrain in turn
+    if p["root"]:
+        c.update(corpus="flickr8k", flickr8k={**c["flickr8k"], "root": p["root"]})
+    else:
+        c["corpus"] = "synthetic"
+        c["synthetic"].update(p["corpus"])
+    c["vision"].update(detections=1, max_candidates=1)
+    c["caption"]["systems"][p["system"]]["epochs"] = p["epochs"]
+    return c
+
+
 # --- coscos stage (coscos.smk) ---
 COSCOS = config["coscos"]
 
@@ -469,7 +547,11 @@ def patterns_params(rule):
 
 
 def patterns_outputs():
-    """What rule all asks of this stage."""
+    """What `all` asks of this stage; nothing with speech.features ssl, whose caption towers take
+    ssl frames, while grounding, VAD and segments work on 10 ms log-mels."""
+    if config["speech"]["features"] != "fbank":
+        print("patterns: left out of `all` (speech.features: ssl; the stage reads log-mels)", file=sys.stderr)
+        return []
     d = f"results/patterns/{PAT['system']}"
     return ["results/patterns/vad_report.json", f"{d}/grounding_report.json", f"{d}/tables.md", f"{d}/compare.md",
             *[f"{d}/fig{i}.png" for i in (1, 2, 3, 4)]]
