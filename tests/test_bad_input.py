@@ -15,10 +15,9 @@ import pytest
 import soundfile as sf
 import torch
 import torchaudio.functional as AF
-import yaml
 from PIL import Image
 
-from conftest import TINY, planned_jobs, snakemake
+from conftest import TINY, planned_jobs, snakemake, write_config
 from vgs.speech.audio import signal_problem
 
 NEW_WORDS = ("zorblax", "café")  # out of every dictionary (G2P) and non-ASCII
@@ -105,15 +104,19 @@ def _damage(root):
 
 
 def _config(tmp_path, root, words):
-    cfg = tmp_path / "c.yaml"
-    cfg.write_text(yaml.safe_dump({
-        "corpus": "flickr8k", "flickr8k": {"root": str(root)}, "synthetic": {"preset": "tiny"},
-        "word_corpus": {"source": "kaldi", "kaldi_dir": str(words), "ctm": str(words / "words.ctm")},
-        "ingest": {"max_skip_fraction": 0.6},
-        "wordcnn": {"epochs": 3}, "fragment": {"epochs": 3},  # vectors and recall needed, not accuracy
+    return write_config(
+        tmp_path / "c.yaml", corpus="flickr8k", flickr8k={"root": str(root)},
+        word_corpus={"source": "kaldi", "kaldi_dir": str(words), "ctm": str(words / "words.ctm")},
+        ingest={"max_skip_fraction": 0.6},
+        wordcnn={"epochs": 3}, fragment={"epochs": 3, "seeds": [0]},  # vectors and recall needed, not accuracy
         # the cascade on every split (the silent recording is in one of them), trained on ASR text too
-        "asr": {"lms": ["caption"], "splits": ["train", "dev", "test"], "train_on_asr": True}}))
-    return cfg
+        asr={"lms": ["caption"], "splits": ["train", "dev", "test"], "train_on_asr": True})
+
+
+# what the checks read: every stage the damaged inputs pass through, up to the rows of the speech and
+# cascade systems (the whole-caption and coscos stages read the same features and manifests)
+TARGETS = ["results/fragment/speech/metrics.json", "results/asr/rows/asr_caption.json",
+           "results/asr/rows/asr_caption_trained.json", "results/vision/regions_stats.json"]
 
 
 @pytest.fixture(scope="module")
@@ -127,7 +130,7 @@ def damaged_run(tiny_flickr, tiny_words, tmp_path_factory):
     case = _damage(root)
     cfg = _config(tmp, root, words)
     work = tmp / "work"
-    snakemake(work, targets=["results/flickr8k_recall.json"], configfile=cfg)
+    snakemake(work, targets=TARGETS, configfile=cfg)
     return work, cfg, root, case
 
 
@@ -208,9 +211,9 @@ def _check(res, case):
     with h5py.File(res / "vision/regions.h5", "r") as h5:
         assert {case["gray"], case["png"]} <= set(h5["image_ids"].asstr()[()])
     # the job finished on what survived: every test caption with word vectors is a query
-    rows = {r["system"]: r for r in load("flickr8k_recall.json")["rows"]}
+    queries = lambda system: {r["test"]["search"]["n_queries"] for r in load(system)["runs"]}
     test_utts = utts[utts.index.isin(with_vectors) & (utts.split == "test")]
-    assert rows["speech"]["test"]["search"]["n_queries"] == len(test_utts)
+    assert queries("fragment/speech/metrics.json") == {len(test_utts)}
 
     # ASR: every manifest utterance has a hypothesis, in manifest order; the silent one is empty and
     # counted, and stays a query of the cascade rows (a caption with no words)
@@ -220,7 +223,7 @@ def _check(res, case):
     assert {"utt_id": case["silent"], "reason": "silent_audio: not decoded"} in wer["empty"]
     assert wer["wer"]["all"]["empty_hypotheses"] == wer["empty_hypotheses"] >= 1
     for system in ("asr_caption", "asr_caption_trained"):
-        assert rows[system]["test"]["search"]["n_queries"] == (utts.split == "test").sum()
+        assert queries(f"asr/rows/{system}.json") == {(utts.split == "test").sum()}
 
 
 def test_a_damaged_cache_is_an_error_naming_it_and_its_rebuild_command(damaged_run, tmp_path):
@@ -231,11 +234,11 @@ def test_a_damaged_cache_is_an_error_naming_it_and_its_rebuild_command(damaged_r
     shutil.copytree(work, copy, symlinks=True)
     regions = copy / "results" / "vision" / "regions.h5"
     os.truncate(regions, regions.stat().st_size // 2)
-    proc = snakemake(copy, "--forcerun", "fragment_train", targets=["results/flickr8k_recall.json"],
+    proc = snakemake(copy, "--forcerun", "fragment_train", targets=TARGETS,
                      configfile=cfg, check=False)
     said = proc.stdout + proc.stderr
     # the first job that opens it fails (fragment_train, or another reader of regions.h5 the
-    # truncation's new mtime reruns: caption, coscos)
+    # truncation's new mtime reruns)
     assert proc.returncode != 0 and "Error in rule " in said
     assert "results/vision/regions.h5: cannot read this HDF5 cache (OSError: Unable to synchronously open file " \
            "(truncated file" in said
@@ -249,15 +252,14 @@ def test_a_corpus_edited_in_place_reruns_ingest_and_what_follows(damaged_run):
     """Issue 15, item 4: an untouched corpus reruns nothing; a wav replaced or a caption line
     appended in place reruns the manifest, ingest and every stage after it, and nothing else."""
     work, cfg, root, case = damaged_run
-    target = "results/flickr8k_recall.json"
-    assert planned_jobs(work, target, configfile=cfg) == {}
+    assert planned_jobs(work, *TARGETS, configfile=cfg) == {}
     # the manifest and every stage after it, as a forced rerun of the manifest plans them
-    after_ingest = planned_jobs(work, target, configfile=cfg,
+    after_ingest = planned_jobs(work, *TARGETS, configfile=cfg,
                                 args=("--forcerun", "results/manifests/corpus_flickr8k.tsv"))
     assert {"ingest", "speech_fbank_merge", "vision_regions_merge", "fragment_train", "asr_decode"} <= after_ingest.keys()
     wavs = root / "flickr_audio" / "wavs"
     shutil.copy(wavs / f"{case['wrong_audio']}.wav", wavs / f"{case['bom']}.wav")
-    assert planned_jobs(work, target, configfile=cfg) == after_ingest
+    assert planned_jobs(work, *TARGETS, configfile=cfg) == after_ingest
     snakemake(work, targets=["results/manifests/ingest_report.json"], configfile=cfg)
     assert planned_jobs(work, "results/manifests/ingest_report.json", configfile=cfg) == {}
     tokens = root / "Flickr8k_text" / "Flickr8k.token.txt"
