@@ -204,6 +204,17 @@ def concat_h5(parts, out, attrs=None, block_rows=256):
             s.close()
 
 
+def file_hash(path):
+    """Content hash of a file (blake2b-128, read in 1 MB blocks): the same weights wherever they live."""
+    import hashlib
+
+    h = hashlib.blake2b(digest_size=16)
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
 def fingerprint(params, *arrays):
     """What a training checkpoint must match to be resumed: `params` (JSON: the training config) and
     the exact data, `arrays` (their dtype and shape too)."""

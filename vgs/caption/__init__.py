@@ -35,3 +35,12 @@ speech.features: ssl, whose frames are 20 ms), D = towers.embed_dim.
 results/caption/{system}/{mode}/seed{seed}/model.pt — the Python-side model (models.load_audio_encoder,
 train.load_model): spec + CPU weights + config + training history.
 results/caption/{system}/{mode}/metrics.json — its recall-table row (vgs/recall/table.py contract)."""
+
+# A system's config keys that change what it trains (common.smk passes exactly these, plus the mode
+# and seed; a sweep or fine-tuning adds one of OPTIONAL_KEYS; paper and untrained_row only pick rows
+# and labels). Here, not in train.py, so the Snakefile
+# can import them without torch.
+TRAIN_KEYS = ("audio", "image", "similarity", "loss", "optimizer", "lr", "lr_decay", "lr_decay_every",
+              "momentum", "weight_decay", "batch_size", "epochs", "width", "max_frames", "margin",
+              "temperature", "normalize", "image_kernel", "grid")
+OPTIONAL_KEYS = ("fixed_seconds", "init")  # present only when set: a run without them keeps its fingerprint

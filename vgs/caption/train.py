@@ -10,7 +10,6 @@ corpus: MILAN's pretraining) starts the run from those weights instead of the se
 its content hash is part of the resume fingerprint.  Mode `untrained` freezes the audio net at its seeded
 initialisation and trains the image tower only (the matchmap paper's "(R)" rows); its audio
 embeddings are computed once.  Runs on a visible GPU; files hold CPU tensors."""
-import hashlib
 import json
 import logging
 import time
@@ -21,18 +20,14 @@ from torch import nn
 from tqdm import tqdm
 
 from .. import retrieval
-from ..runtime import EpochCheckpoint, atomic_path, to_cpu, torch_device
+from ..runtime import EpochCheckpoint, atomic_path, file_hash, fingerprint as runtime_fingerprint, to_cpu, torch_device
+from . import OPTIONAL_KEYS, TRAIN_KEYS
 from .data import pad_batch
 from .models import ImageTower, build_audio_encoder, save_audio_encoder
 from .scoring import batch_loss, chunked_similarity, similarity
 
 log = logging.getLogger(__name__)
 
-TRAIN_KEYS = ("audio", "image", "similarity", "loss", "optimizer", "lr", "lr_decay", "lr_decay_every",
-              "momentum", "weight_decay", "batch_size", "epochs", "width", "max_frames", "margin",
-              "temperature", "normalize", "image_kernel", "grid", "mode", "seed")
-# keys present only when set (a run without them keeps the fingerprint it had before they existed)
-OPTIONAL_KEYS = ("fixed_seconds", "init")
 
 
 class DualEncoder(nn.Module):
@@ -125,28 +120,16 @@ def evaluate_split(model, data, ks=(1, 5, 10), mem_mb=512, outputs=None):
     return retrieval.recall_table(*retrieval.ranks(S, data.cap_image), ks), S, timing
 
 
-def file_hash(path):
-    h = hashlib.blake2b(digest_size=16)
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def fingerprint(cfg, *datas):
     """What a checkpoint must match to be resumed: the training config, the exact data and the
     content of the pretrained model it starts from.  Not the number of epochs: nothing before the
     last epoch depends on it, so a run given more epochs goes on from where a shorter one stopped,
     exactly as if it had been asked for them from the start."""
-    keys = {k: cfg[k] for k in TRAIN_KEYS if k != "epochs"}
+    keys = {k: cfg[k] for k in (*TRAIN_KEYS, "mode", "seed") if k != "epochs"}
     keys.update({k: cfg[k] for k in OPTIONAL_KEYS if cfg.get(k)})
     if cfg.get("init"):
         keys["init"] = file_hash(cfg["init"])  # the weights, wherever the file lives
-    h = hashlib.blake2b(json.dumps(keys, sort_keys=True).encode(), digest_size=16)
-    for d in datas:
-        for a in (d.frames, d.offsets, d.images, d.cap_image):
-            h.update(np.ascontiguousarray(a).tobytes())
-    return h.hexdigest()
+    return runtime_fingerprint(keys, *(a for d in datas for a in (d.frames, d.offsets, d.images, d.cap_image)))
 
 
 def epoch_batches(data, epoch, cfg):

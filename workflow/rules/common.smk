@@ -8,6 +8,7 @@ sys.path.append(workflow.basedir)  # vgs beside the Snakefile, for a snakemake i
 from vgs.corpus.manifest import digest as manifest_digest
 from vgs.coscos import TRAIN_KEYS as COSCOS_TRAIN_KEYS
 from vgs.fragment import TRAIN_KEYS as FRAGMENT_TRAIN_KEYS
+from vgs.caption import TRAIN_KEYS as CAPTION_TRAIN_KEYS
 
 # The software of every rule (snakemake --sdm conda); the same pins as envs/requirements.txt.
 VGS_ENV = "../../envs/vgs.yaml"
@@ -290,10 +291,6 @@ CAPTION_MODES = r"trained|untrained|finetuned|bs\d+|len\d+"
 # prefix of a point, and the training key a point sets
 CAPTION_SWEEPS = {"batch": ("sweep", "batch_sizes", "bs", "batch_size"),
                   "length": ("length_sweep", "seconds", "len", "fixed_seconds")}
-# keys of a system that change what it trains (paper and untrained_row only pick rows and labels)
-CAPTION_TRAIN_KEYS = ("audio", "image", "similarity", "loss", "optimizer", "lr", "lr_decay", "lr_decay_every",
-                      "momentum", "weight_decay", "batch_size", "epochs", "width", "max_frames", "margin",
-                      "temperature", "normalize", "image_kernel", "grid")
 
 
 def caption_system(system):
