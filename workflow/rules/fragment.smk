@@ -54,7 +54,7 @@ rule fragment_train:
         log_path("fragment_train_{system}_seed{seed}"),
     benchmark:
         bench_path("fragment_train_{system}_seed{seed}")
-    threads: 2
+    threads: 1  # one intra-op thread: bitwise run-to-run identity (README, "Run-to-run identity"); jobs run side by side
     resources:
         mem_mb=6000,
         runtime=60,
