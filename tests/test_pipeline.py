@@ -205,7 +205,7 @@ def test_killed_training_resumes_from_its_checkpoint(tiny_run, tmp_path):
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     killed_at = torch.load(cnn / "checkpoint.pt", weights_only=False)
-    epochs, first_epochs = killed_at["epoch"], killed_at["history"]
+    epochs, first_epochs = killed_at["state"]["epoch"], killed_at["state"]["history"]
     assert 1 <= epochs < json.loads((work / "results/wordcnn/cnn/metrics.json").read_text())["epochs"], "not killed mid-training"
     assert not (cnn / "model.pt").exists()
     snakemake(killed, "--unlock", configfile=cfg)

@@ -270,9 +270,6 @@ class EpochCheckpoint:
         self.state["epoch"] = epoch
         ck = to_cpu({"fingerprint": self.fingerprint, "model": model.state_dict(),
                      "optim": optimizer.state_dict(), "state": self.state})
-        # epoch and history also at the top (the same objects, pickled once): a look at a checkpoint
-        # shows how far training got without knowing the state's layout
-        ck.update(epoch=epoch, history=ck["state"]["history"])
         with atomic_path(self.path) as tmp:
             torch.save(ck, tmp)
         if stop_after_epoch is not None and epoch >= stop_after_epoch:

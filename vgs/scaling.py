@@ -13,6 +13,7 @@ import argparse
 import heapq
 import json
 import math
+import os
 import re
 import resource
 import subprocess
@@ -27,17 +28,33 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 
-# What each stage's time is proportional to (the item counted for items/s and the exponent).
-ITEMS = {
-    "synthetic_corpus": "images", "ingest": "captions", "synthetic_words": "word_tokens",
-    "speech_align": "captions", "speech_align_merge": "captions", "speech_fbank": "captions",
-    "speech_fbank_merge": "captions", "speech_windows": "words", "wordcnn_vectors": "words",
-    "wordcorpus_fbank": "word_tokens", "wordcorpus_windows": "word_tokens", "wordcnn_train": "word_tokens",
-    "wordcnn_table2": "words", "wordcnn_figures": "word_tokens", "vision_export_onnx": None,
-    "vision_regions": "images", "vision_regions_merge": "images", "vision_convmap": "images",
-    "vision_convmap_merge": "images", "vision_proposal_quality": "images", "vision_figure": None,
-    "fragment_textvec": "captions", "fragment_train": "train_images", "fragment_evaluate": "test_images",
-    "fragment_figures": None, "recall_table": "test_images",
+# Every rule of the main job: the item its time is proportional to (counted for items/s and the
+# measured exponent) and the exponent `project` extrapolates with (cpu ∝ items^b): 1 per item, 2 all
+# pairs, 0 the word corpus (its size is set by the vocabulary and word_tokens, alike at every preset)
+# and work of fixed size (exports, figures of a fixed sample, the fast-vs-exact comparison).
+RULES = {
+    "synthetic_corpus": ("images", 1), "corpus_manifest": ("images", 1), "ingest": ("captions", 1),
+    "synthetic_words": ("word_tokens", 0),
+    "speech_align": ("captions", 1), "speech_align_merge": ("captions", 1), "speech_fbank": ("captions", 1),
+    "speech_fbank_merge": ("captions", 1), "speech_ssl": ("captions", 1), "speech_windows": ("captions", 1),
+    "wordcorpus_align": ("word_tokens", 0), "wordcorpus_fbank": ("word_tokens", 0),
+    "wordcorpus_ssl": ("word_tokens", 0), "wordcorpus_windows": ("word_tokens", 0),
+    "wordcnn_train": ("word_tokens", 0), "wordcnn_figures": ("word_tokens", 0),
+    "wordcnn_table2": ("captions", 1), "wordcnn_vectors": ("captions", 1),
+    "vision_export_onnx": (None, 0), "vision_regions": ("images", 1), "vision_regions_merge": ("images", 1),
+    "vision_convmap": ("images", 1), "vision_convmap_merge": ("images", 1),
+    "vision_proposal_quality": ("images", 1), "vision_figure": (None, 0),
+    "fragment_textvec": ("captions", 1), "fragment_train": ("train_images", 1),
+    "fragment_evaluate": ("test_images", 2), "fragment_figures": ("test_images", 1),
+    "asr_caption_lm": ("train_captions", 1), "asr_decode": ("test_captions", 1), "asr_row": ("test_images", 1),
+    "caption_train": ("train_captions", 1), "caption_evaluate": ("test_images", 2),
+    "caption_towers": (None, 0), "caption_figure": (None, 0),
+    "coscos_tokens": ("captions", 1), "coscos_train": ("train_captions", 1),
+    "coscos_evaluate": ("test_images", 2), "coscos_tables": (None, 0), "coscos_figure": (None, 0),
+    "patterns_vad": ("captions", 1), "patterns_vad_report": ("captions", 1), "patterns_ground": ("captions", 1),
+    "patterns_cluster": ("captions", 1), "patterns_evaluate": ("captions", 1),
+    "patterns_compare": (None, 0), "patterns_figures": (None, 0),
+    "recall_table": ("test_images", 1),
 }
 # Stages whose work grows faster than their items, and why.
 SUPERLINEAR = {
@@ -45,7 +62,14 @@ SUPERLINEAR = {
                          "per caption -> O(N_test^2)",
     "fragment_train": "per epoch: train images x (40-image batch) pairs, linear, plus the dev split's "
                       "all-pairs recall for best-epoch selection, O(N_dev^2)",
+    "caption_train": "per epoch: train captions, linear, plus the dev split's all-pairs recall for "
+                     "best-epoch selection, O(N_dev^2)",
+    "caption_evaluate": "all pairs: test images x test captions -> O(N_test^2)",
+    "coscos_evaluate": "all pairs: test word tokens x test image fragments -> O(N_test^2)",
 }
+# Training rules: their items are counted per epoch run (read from the history in their JSON output),
+# so runs with other epoch counts (or early stopping) compare per epoch.
+TRAINING = ("wordcnn_train", "fragment_train", "caption_train", "coscos_train")
 BENCH_COLS = ("s", "cpu_time", "max_rss")
 
 
@@ -53,12 +77,22 @@ def _snakemake(workdir, *args):
     return [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(workdir), *args]
 
 
-def run(workdir, preset, cores, extra):
-    """The main job in `workdir` at `preset`; appends its wall and CPU seconds to scaling_run.json."""
+def merged(base, over):
+    """`base` with `over`'s keys replaced, nested mappings merged (as Snakemake merges config files)."""
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = merged(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def run(workdir, preset, cores, extra, overrides=None):
+    """The main job in `workdir` at `preset` (config keys of the YAML file `overrides` on top);
+    appends its wall and CPU seconds to scaling_run.json."""
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     cfg = workdir / "scaling.yaml"
-    cfg.write_text(f"synthetic: {{preset: {preset}}}\n")
+    over = yaml.safe_load(Path(overrides).read_text()) if overrides else {}
+    cfg.write_text(yaml.safe_dump(merged({"synthetic": {"preset": preset}}, over)))
     cmd = ["nice", "-n", "5", *_snakemake(workdir, "--cores", str(cores), "--configfile", str(cfg), *extra)]
     c0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
@@ -69,7 +103,7 @@ def run(workdir, preset, cores, extra):
     log = workdir / "scaling_run.json"
     runs = json.loads(log.read_text()) if log.exists() else []
     runs.append({"preset": preset, "cores": cores, "args": extra, "returncode": proc.returncode,
-                 "wall_s": round(wall, 1), "cpu_s": round(cpu, 1), "load_avg": list(__import__("os").getloadavg())})
+                 "wall_s": round(wall, 1), "cpu_s": round(cpu, 1), "load_avg": list(os.getloadavg())})
     log.write_text(json.dumps(runs, indent=2) + "\n")
     return proc.returncode
 
@@ -91,14 +125,17 @@ def jobs_of(workdir, cfg, targets=()):
 
 
 def items(workdir):
-    """Item counts of a finished run (see ITEMS)."""
+    """Item counts of a finished run (see RULES)."""
     w = Path(workdir) / "results"
     im = pd.read_csv(w / "manifests/images.tsv", sep="\t")
-    n = {"images": len(im), "captions": len(pd.read_csv(w / "manifests/utterances.tsv", sep="\t")),
-         "train_images": int((im.split == "train").sum()), "test_images": int((im.split == "test").sum())}
+    split = pd.read_csv(w / "manifests/utterances.tsv", sep="\t").split
+    n = {"images": len(im), "captions": len(split),
+         "train_images": int((im.split == "train").sum()), "test_images": int((im.split == "test").sum()),
+         "train_captions": int((split == "train").sum()), "test_captions": int((split == "test").sum())}
     for key, path in (("words", "speech/pocketsphinx/windows_report.json"),
                       ("word_tokens", "wordcorpus/windows_report.json")):
-        n[key] = json.loads((w / path).read_text())["windows"]
+        if (w / path).exists():  # not after a run stopped before it
+            n[key] = json.loads((w / path).read_text())["windows"]
     return n
 
 
@@ -108,13 +145,17 @@ def measure(workdir):
     args = json.loads((workdir / "scaling_run.json").read_text())[-1]["args"]
     targets = args[args.index("--") + 1:] if "--" in args else []
     jobs = [j for j in jobs_of(workdir, workdir / "scaling.yaml", targets) if j["benchmark"]]
-    missing = [j["benchmark"] for j in jobs if not (workdir / j["benchmark"]).exists()]
-    if missing:
-        raise FileNotFoundError(f"{workdir}: {len(missing)} jobs of the main job never ran, e.g. {missing[:3]}")
+    # jobs that never ran (a run stopped early, or a failed job under --keep-going) are left out
+    # of the table and listed in its summary
+    not_run = [j for j in jobs if not (workdir / j["benchmark"]).exists()]
+    jobs = [j for j in jobs if j not in not_run]
     for j in jobs:
         b = pd.read_csv(workdir / j["benchmark"], sep="\t").iloc[-1]
         j.update({k: float(b[k]) if b[k] != "-" else 0.0 for k in BENCH_COLS})
-    return jobs
+        if j["rule"] in TRAINING:
+            hist = json.loads((workdir / next(o for o in j["output"] if o.endswith(".json"))).read_text())
+            j["epochs"] = sum(h.get("epoch", 1) >= 1 for h in hist["history"])  # coscos records epoch 0
+    return jobs, sorted(stage_key(j) for j in not_run)
 
 
 def stage_key(job):
@@ -132,6 +173,7 @@ def stages(jobs):
         r["s"] += j["s"]
         r["cpu_time"] += j["cpu_time"]
         r["max_rss"] = max(r["max_rss"], j["max_rss"])
+        r["epochs"] = j.get("epochs")  # one training job per row (seed and system are wildcards)
     return dict(rows)
 
 
@@ -173,7 +215,9 @@ def exponent(a, b, na, nb):
 def table(runs, out):
     """Markdown + JSON table of `runs` {label: workdir} (two sizes: the exponent is between them)."""
     labels = list(runs)
-    meas = {k: measure(w) for k, w in runs.items()}
+    meas, not_run = {}, {}
+    for k, w in runs.items():
+        meas[k], not_run[k] = measure(w)
     counts = {k: items(w) for k, w in runs.items()}
     st = {k: stages(v) for k, v in meas.items()}
     keys = sorted(set().union(*st.values()), key=lambda k: min(
@@ -181,14 +225,16 @@ def table(runs, out):
     rows = []
     for k in keys:
         rule = next(st[lab][k]["rule"] for lab in labels if k in st[lab])
-        item = ITEMS.get(rule)
-        row = {"stage": k, "item": item}
+        item = RULES.get(rule, (None, 0))[0]
+        row = {"stage": k, "item": f"{item} x epochs" if item and rule in TRAINING else item}
         for lab in labels:
             r = st[lab].get(k)
             n = counts[lab].get(item) if item else None
+            if n and r and r["epochs"]:
+                n *= r["epochs"]
             row[lab] = None if r is None else {
                 "jobs": r["jobs"], "wall_s": round(r["s"], 1), "cpu_s": round(r["cpu_time"], 1),
-                "peak_rss_mb": round(r["max_rss"]), "items": n,
+                "peak_rss_mb": round(r["max_rss"]), "items": n, "epochs": r["epochs"],
                 "items_per_cpu_s": round(n / r["cpu_time"], 1) if n and r["cpu_time"] else None}
         if len(labels) == 2 and all(row[lab] for lab in labels) and item:
             a, b = (row[lab] for lab in labels)
@@ -202,7 +248,7 @@ def table(runs, out):
         jobs = meas[lab]
         rec = json.loads((Path(w) / "scaling_run.json").read_text())
         summary[lab] = {
-            "items": counts[lab], "jobs": len(jobs),
+            "items": counts[lab], "jobs": len(jobs), "not_run": not_run[lab],
             "cpu_s_jobs": round(sum(j["cpu_time"] for j in jobs), 1),
             "measured_wall_s": round(sum(r["wall_s"] for r in rec), 1),
             "measured_cpu_s": round(sum(r["cpu_s"] for r in rec), 1),
@@ -244,26 +290,15 @@ def markdown(res, labels):
                      f"peak RSS {s['peak_rss_mb']} MB; projected wall from the job timings: 16 cores "
                      f"{s['projected_16_cores_wall_s'][0]}–{s['projected_16_cores_wall_s'][1]} s, 2 cores "
                      f"{s['projected_2_cores_wall_s'][0]}–{s['projected_2_cores_wall_s'][1]} s "
-                     f"(each job taking CPU/threads .. CPU seconds)")
+                     f"(each job taking CPU/threads .. CPU seconds)"
+                     + (f"; NOT RUN (left out): {', '.join(s['not_run'])}" if s["not_run"] else ""))
     return "\n".join(lines) + "\n"
 
 
-# Growth of each rule's CPU time from the default preset to Flickr8k's size when no run at that size
-# exists (`project`): (item, exponent).  Word-corpus stages read the word corpus, whose size is set
-# by the vocabulary (48 categories at both sizes) and word_tokens, not by the images: exponent 0.
-GROWTH = {
-    "synthetic_corpus": ("images", 1), "corpus_manifest": ("images", 1), "ingest": ("captions", 1),
-    "synthetic_words": (None, 0), "speech_align": ("captions", 1), "speech_fbank": ("captions", 1),
-    "speech_windows": ("captions", 1), "wordcorpus_align": (None, 0), "wordcorpus_fbank": (None, 0),
-    "wordcorpus_windows": (None, 0), "wordcnn_train": (None, 0), "wordcnn_figures": (None, 0),
-    "wordcnn_table2": ("captions", 1), "wordcnn_vectors": ("captions", 1), "vision_export_onnx": (None, 0),
-    "vision_regions": ("images", 1), "vision_convmap": ("images", 1), "vision_proposal_quality": ("images", 1),
-    "vision_figure": (None, 0), "fragment_textvec": ("captions", 1), "fragment_train": ("train_images", 1),
-    "fragment_evaluate": ("test_images", 2), "fragment_figures": ("test_images", 1),
-    "recall_table": ("test_images", 1),
-}
-SIZES = {"default": {"images": 1000, "captions": 5000, "train_images": 800, "test_images": 100},
-         "flickr8k": {"images": 8000, "captions": 40000, "train_images": 6000, "test_images": 1000}}
+SIZES = {"default": {"images": 1000, "captions": 5000, "train_images": 800, "test_images": 100,
+                     "train_captions": 4000, "test_captions": 500},
+         "flickr8k": {"images": 8000, "captions": 40000, "train_images": 6000, "test_images": 1000,
+                      "train_captions": 30000, "test_captions": 5000}}
 
 
 def rule_of(stem, rules):
@@ -272,16 +307,16 @@ def rule_of(stem, rules):
 
 def project(bench_dir, out, shards=None):
     """Per-stage CPU, wall and peak RSS measured by one main job at the default preset (its
-    benchmark TSVs in `bench_dir`, sharded or not), CPU extrapolated to Flickr8k's size with GROWTH
+    benchmark TSVs in `bench_dir`, sharded or not), CPU extrapolated to Flickr8k's size with RULES
     (cpu_8k = cpu_default x (n_8k / n_default)^b), and the main job's wall time at both sizes
     replayed on the sharded job graph (Snakemake dry runs of this workflow, `shards` overriding
     config's) on 2 and 16 cores, each job's CPU = its rule's measured CPU per job / shard count."""
     stems = {f.stem: pd.read_csv(f, sep="\t").iloc[-1] for f in sorted(Path(bench_dir).glob("*.tsv"))}
-    growth = {p: {r: (SIZES[p][it] / SIZES["default"][it]) ** b if it else 1.0 for r, (it, b) in GROWTH.items()}
+    growth = {p: {r: (SIZES[p].get(it, 1) / SIZES["default"].get(it, 1)) ** b for r, (it, b) in RULES.items()}
               for p in SIZES}
     rows, summary = [], {}
-    for rule, (item, b) in GROWTH.items():
-        m = [v for k, v in stems.items() if rule_of(k, GROWTH) == rule]
+    for rule, (item, b) in RULES.items():
+        m = [v for k, v in stems.items() if rule_of(k, RULES) == rule]
         c = sum(float(v["cpu_time"]) for v in m)
         rows.append({"stage": rule, "item": item, "exponent": b, "jobs_measured": len(m),
                      "default_cpu_s": round(c, 1) if m else None,
@@ -299,7 +334,7 @@ def project(bench_dir, out, shards=None):
             # the measured job of this one: same rule and wildcards, one per seed, unsharded
             wc = j["wildcards"]
             stem = "_".join([j["rule"], *(v for k, v in wc.items() if k not in ("scatteritem", "seed"))])
-            if stem not in stems or j["rule"] not in GROWTH:
+            if stem not in stems or j["rule"] not in RULES:
                 j["cpu_time"] = 0.0
                 missing |= set() if j["rule"] == "all" else {j["rule"]}
                 continue
@@ -336,6 +371,7 @@ def main(argv=None):
     r.add_argument("--workdir", required=True)
     r.add_argument("--preset", required=True)
     r.add_argument("--cores", type=int, default=2)
+    r.add_argument("--overrides", help="YAML file of config keys set on top of the preset (e.g. fewer epochs)")
     r.add_argument("extra", nargs="*", help="more snakemake arguments (after --), e.g. targets")
     t = sub.add_parser("table")
     t.add_argument("--run", action="append", required=True, help="label=workdir (two of them)")
@@ -350,7 +386,7 @@ def main(argv=None):
         print(Path(a.out).read_text())
         return 0
     if a.cmd == "run":
-        return run(a.workdir, a.preset, a.cores, a.extra)
+        return run(a.workdir, a.preset, a.cores, a.extra, a.overrides)
     table(dict(x.split("=", 1) for x in a.run), a.out)
     print(Path(a.out).read_text())
     return 0
