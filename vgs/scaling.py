@@ -238,10 +238,14 @@ def table(runs, out):
                 "items_per_cpu_s": round(n / r["cpu_time"], 1) if n and r["cpu_time"] else None}
         if len(labels) == 2 and all(row[lab] for lab in labels) and item:
             a, b = (row[lab] for lab in labels)
-            e = exponent(a["cpu_s"], b["cpu_s"], a["items"], b["items"])
-            row["exponent_cpu"] = None if e is None else round(e, 2)
+            # both: a job's CPU seconds also count threads that spin while cores are idle, its
+            # wall seconds the cores it had to share
+            for col in ("cpu", "wall"):
+                e = exponent(a[col + "_s"], b[col + "_s"], a["items"], b["items"])
+                row["exponent_" + col] = None if e is None else round(e, 2)
         row["superlinear"] = SUPERLINEAR.get(rule) or (
-            "measured exponent > 1.15" if (row.get("exponent_cpu") or 0) > 1.15 else None)
+            "measured exponent > 1.15" if min(row.get("exponent_cpu") or 0, row.get("exponent_wall") or 0) > 1.15
+            else None)
         rows.append(row)
     summary = {}
     for lab, w in runs.items():
@@ -272,14 +276,14 @@ def markdown(res, labels):
 
     head = ["stage", "item"] + [f"{lab} {c}" for lab in labels for c in
                                 ("jobs", "wall s", "CPU s", "peak RSS MB", "items", "items/CPU-s")]
-    head += ["exponent (CPU)", "superlinear"]
+    head += ["exponent (CPU)", "exponent (wall)", "superlinear"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in res["stages"]:
         cells = [r["stage"], r["item"] or "—"]
         for lab in labels:
             x = r[lab]
             cells += [cell(x, k) for k in ("jobs", "wall_s", "cpu_s", "peak_rss_mb", "items", "items_per_cpu_s")]
-        cells += [cell(r, "exponent_cpu"), r["superlinear"] or ""]
+        cells += [cell(r, "exponent_cpu"), cell(r, "exponent_wall"), r["superlinear"] or ""]
         lines.append("| " + " | ".join(cells) + " |")
     lines.append("")
     for lab in labels:
