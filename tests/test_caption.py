@@ -162,15 +162,17 @@ def toy():
 def test_a_system_learns_the_toy_far_above_its_untrained_row(toy, tmp_path):
     """In-batch softmax (the quickest learner of the three losses on this toy) over the 2017 net."""
     tr, dv, te = toy
-    cfg = dict(CFG, loss="infonce", normalize="both", epochs=12)
+    # 30 epochs: past the knee of learning, where the result no longer hangs on round-off (at 12,
+    # search R@1 spread 13-69 over seeds 0-5; at 30, 60-82 over seeds 0-7, annotation 67-93)
+    cfg = dict(CFG, loss="infonce", normalize="both", epochs=30)
     model, info = train_model(tr, dv, cfg, tmp_path / "a.pt", device="cpu")
     tab, _, _ = evaluate_split(model, te)
     model_r, info_r = train_model(tr, dv, dict(cfg, mode="untrained"), tmp_path / "r.pt", device="cpu")
     tab_r, _, _ = evaluate_split(model_r, te)
     print("trained", tab, "\nuntrained", tab_r)
     # 15 test images, 45 captions: chance R@1 = 6.7% (search), median rank 8
-    assert tab["search"]["R@1"] > 30 and tab["search"]["median_rank"] <= 3, tab
-    assert tab["annotation"]["R@1"] > 40, tab
+    assert tab["search"]["R@1"] > 40 and tab["search"]["median_rank"] <= 2, tab
+    assert tab["annotation"]["R@1"] > 50, tab
     assert info["best_dev_mean_recall"] > info_r["best_dev_mean_recall"] + 20
     assert info["history"][-1]["loss"] < 0.6 * info["history"][0]["loss"]
 
