@@ -30,6 +30,7 @@ def test_exponent_and_config_merge():
     assert scaling.exponent(10.0, 80.0, 1000, 8000) == 1.0
     assert math.isclose(scaling.exponent(1.0, 100.0, 100, 1000), 2.0)
     assert scaling.exponent(10.0, 10.0, 5, 5) is None  # same size: no exponent
+    assert scaling.exponent(10.0, 12.0, 6920, 6904) is None  # under 1.5x apart: noise, no exponent
     base = {"synthetic": {"preset": "flickr8k"}, "fragment": {"seeds": [0, 1, 2], "epochs": 20}}
     assert scaling.merged(base, {"fragment": {"seeds": [0]}, "caption": {"seeds": [1]}}) == {
         "synthetic": {"preset": "flickr8k"}, "fragment": {"seeds": [0], "epochs": 20},

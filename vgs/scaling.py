@@ -207,7 +207,9 @@ def simulate(jobs, cores, duration):
 
 
 def exponent(a, b, na, nb):
-    if not (a and b and na and nb) or na == nb:
+    # sizes less than 1.5x apart (the word corpus, alike at every preset) give no exponent: noise
+    # over a tiny log ratio
+    if not (a and b and na and nb) or abs(math.log(nb / na)) < math.log(1.5):
         return None
     return math.log(b / a) / math.log(nb / na)
 
@@ -240,8 +242,10 @@ def table(runs, out):
             a, b = (row[lab] for lab in labels)
             # both: a job's CPU seconds also count threads that spin while cores are idle, its
             # wall seconds the cores it had to share
+            # training: per epoch (cpu/epoch ∝ items^b), as the sizes may have run other epoch counts
+            ep = lambda x: x["epochs"] or 1
             for col in ("cpu", "wall"):
-                e = exponent(a[col + "_s"], b[col + "_s"], a["items"], b["items"])
+                e = exponent(a[col + "_s"] / ep(a), b[col + "_s"] / ep(b), a["items"] / ep(a), b["items"] / ep(b))
                 row["exponent_" + col] = None if e is None else round(e, 2)
         row["superlinear"] = SUPERLINEAR.get(rule) or (
             "measured exponent > 1.15" if min(row.get("exponent_cpu") or 0, row.get("exponent_wall") or 0) > 1.15
