@@ -326,7 +326,8 @@ def test_proposal_quality_counts(tmp_path, corpus):
         tc = np.zeros((20, 5), np.int16)
         tc[1:1 + len(top1), 0] = top1
         return dict(boxes=b, features=np.zeros((20, 4), np.float32), scores=np.zeros(20, np.float32),
-                    top_classes=tc, top_probs=np.zeros((20, 5), np.float32), n_proposals=n)
+                    top_classes=tc, top_probs=np.zeros((20, 5), np.float32), n_proposals=n,
+                    n_raw_boxes=len(boxes), n_candidates=len(boxes))
 
     w.add("a", res([[10, 10, 50, 50], [60, 60, 90, 90]], [golden, 0], 2))
     w.add("b", res([[0, 0, 30, 30], [0, 0, 60, 60]], [golden, golden], 1))  # 2nd row is padding

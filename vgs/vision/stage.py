@@ -7,9 +7,9 @@ from pathlib import Path
 
 import h5py
 import numpy as np
-import pandas as pd
 from tqdm import tqdm
 
+from vgs.cache import read_json, read_tsv
 from vgs.runtime import atomic_path, concat_h5, file_signature, open_h5, shard_slice
 
 from . import encoder as enc
@@ -21,13 +21,7 @@ log = logging.getLogger(__name__)
 
 
 def read_manifest(path):
-    df = pd.read_csv(path, sep="\t", dtype={"image_id": str})
-    missing = {"image_id", "path"} - set(df.columns)
-    if missing:
-        raise ValueError(f"{path}: image manifest lacks columns {sorted(missing)}")
-    if df["image_id"].duplicated().any():
-        raise ValueError(f"{path}: duplicate image_id {df['image_id'][df['image_id'].duplicated()].iloc[0]}")
-    return df
+    return read_tsv(path, ["image_id", "path"], unique="image_id")
 
 
 def _check_skips(n_skipped, n_total, max_fraction, what):
@@ -79,12 +73,22 @@ def build_regions(manifest, onnx_path, out_h5, stats_json, params, threads=1, sh
 
 
 def regions_report(totals, params, size, threads, h5_path, stats_json):
-    """regions_stats.json from additive totals (those of extract() + wall_s, cpu_s, resumed,
-    manifest_images), kept in it under `totals` so that shards' reports can be summed."""
+    """regions_stats.json: the counts and means over the images the store holds, read from it (so a
+    resumed run, a shard merge and one uninterrupted run agree); the speeds of this run from its
+    additive totals (those of extract() + wall_s, cpu_s, resumed, manifest_images), kept under
+    `totals` so that shards' reports can be summed."""
     t, n = totals, totals["images"]
     bytes_ = Path(h5_path).stat().st_size
     with open_h5(h5_path) as h5:
         n_total = h5["image_ids"].shape[0]
+        stored = {k: h5[k][:].astype(np.int64) for k in ("n_proposals", "n_raw_boxes", "n_candidates")}
+    # crops encoded per image: the whole frame and every candidate (scoring crops), or the whole
+    # frame and the kept detections (scoring convmap: candidates are scored from the conv map)
+    crops = stored["n_proposals"] if params["scoring"] == "convmap" else stored["n_candidates"]
+    t = {**t, "raw_boxes": int(stored["n_raw_boxes"].sum()), "candidates": int(stored["n_candidates"].sum()),
+         "proposals": int(stored["n_proposals"].sum()), "crops_stored": int(crops.sum() + n_total),
+         "padded_images": int((stored["n_proposals"] < params["detections"]).sum())}
+    m = n_total
     report = dict(
         encoder=params["encoder"], input_size=size, strategy=params["strategy"],
         scoring=params["scoring"], threads=threads,
@@ -94,15 +98,15 @@ def regions_report(totals, params, size, threads, h5_path, stats_json):
         # CPU seconds of this process (all threads): with cores shared, wall time overstates cost
         cpu_s_per_image=round(t["cpu_s"] / n, 3) if n else None, load_avg_1min=round(os.getloadavg()[0], 2),
         crops_per_s=round(t["crops"] / t["cnn_s"], 1) if t["cnn_s"] else None,
-        mean_selective_search_boxes=round(t["raw_boxes"] / max(n, 1), 1),
-        mean_candidates_scored=round(t["candidates"] / max(n, 1), 1),
-        mean_crops_encoded=round(t["crops"] / max(n, 1), 1),
-        mean_proposals_kept=round(t["proposals"] / max(n, 1), 2),
+        mean_selective_search_boxes=round(t["raw_boxes"] / max(m, 1), 1),
+        mean_candidates_scored=round(t["candidates"] / max(m, 1), 1),
+        mean_crops_encoded=round(t["crops_stored"] / max(m, 1), 1),
+        mean_proposals_kept=round(t["proposals"] / max(m, 1), 2),
         padded_images=t["padded_images"],
         proposal_thread_s_per_image=round(t["proposal_s"] / max(n, 1), 3),
         cnn_s_per_image=round(t["cnn_s"] / max(n, 1), 3),
         hdf5_bytes=bytes_, hdf5_mb_per_1000_images=round(bytes_ / max(n_total, 1) * 1000 / 2**20, 2),
-        totals=t,
+        totals=totals,
     )
     log.info("regions: %s", json.dumps({k: v for k, v in report.items() if k not in ("totals", "skipped")}))
     with atomic_path(stats_json) as tmp:
@@ -111,7 +115,7 @@ def regions_report(totals, params, size, threads, h5_path, stats_json):
 
 
 def _sum_totals(stats_jsons):
-    parts = [json.loads(Path(p).read_text()) for p in stats_jsons]
+    parts = [read_json(p, ["totals", "input_size", "threads"]) for p in stats_jsons]
     totals = {k: [x for p in parts for x in p["totals"][k]] if k == "skipped"
               else sum(p["totals"][k] for p in parts) for k in parts[0]["totals"]}
     return parts[0], totals

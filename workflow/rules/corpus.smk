@@ -83,6 +83,8 @@ rule ingest:
         report="results/manifests/ingest_report.json",
     params:
         max_skip_fraction=config["ingest"]["max_skip_fraction"],
+        plausibility=config["ingest"]["plausibility"],
+        min_image_side=config["ingest"]["min_image_side"],
     threads: 4
     resources:
         mem_mb=2000,
