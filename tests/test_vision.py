@@ -216,6 +216,12 @@ def test_resume_after_interruption_gives_identical_store(built, corpus, onnx_pat
     assert (tmp_path / "regions.h5.partial").exists() and not h5.exists()
     report = stage.build_regions(corpus / "images.tsv", onnx_path, h5, tmp_path / "s.json", PARAMS)
     assert report["resumed"] == 2 and report["images_this_run"] == 2 and report["images_total"] == 4
+    # the report's counts are over the stored images (the same four as the uninterrupted store's),
+    # not over the two computed after the resume
+    stored = ("images_total", "mean_selective_search_boxes", "mean_candidates_scored", "mean_crops_encoded",
+              "mean_proposals_kept", "padded_images")
+    _, uninterrupted = built
+    assert {k: report[k] for k in stored} == {k: uninterrupted[k] for k in stored}
     a, b = store.read_regions(h5), store.read_regions(out / "regions.h5")
     assert list(a["image_ids"]) == list(b["image_ids"])
     for k in ("boxes", "n_proposals", "top_classes"):

@@ -10,10 +10,12 @@ column parses (COLUMN_TYPES: `n` an integer, `start` a finite number ...) and th
 unique.  Any failure is a vgs.runtime.CacheError naming the file, the problem and the command that
 rebuilds it.  A TSV without a record (written by hand, or by an older version) is checked for form
 only, with a warning.  A JSON cache must parse as an object with the keys its reader needs."""
+import csv
 import hashlib
 import io
 import json
 import logging
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -85,12 +87,18 @@ def read_tsv(path, columns=(), unique=None):
     if not data.endswith(b"\n"):
         _fail(path, f"its last line is cut (no line end after {data[-40:].decode(errors='replace')!r})")
     try:
-        df = pd.read_csv(io.BytesIO(data), sep="\t", dtype=str, keep_default_na=False)
+        with warnings.catch_warnings():  # a row longer than the header: named below
+            warnings.simplefilter("ignore", pd.errors.ParserWarning)
+            df = pd.read_csv(io.BytesIO(data), sep="\t", dtype=str, keep_default_na=False, index_col=False)
     except (ValueError, UnicodeDecodeError) as e:  # pandas' ParserError is a ValueError
         _fail(path, f"does not parse as TSV ({type(e).__name__}: {e})")
     record = _record(path)
-    if record is None:
+    if record is None:  # the bytes are not known: at least every row has the header's fields
         log.warning("%s: no record of its writer (%s); rows and content not checked", path, meta_path(path).name)
+        rows = csv.reader(io.StringIO(data.decode("utf-8", errors="replace")), delimiter="\t")
+        for i, row in enumerate(rows, 1):
+            if len(row) != len(df.columns):
+                _fail(path, f"record {i} has {len(row)} fields, the header {len(df.columns)}")
     elif len(df) != record["rows"]:
         _fail(path, f"holds {len(df)} rows; its writer wrote {record['rows']}")
     elif list(df.columns) != record["columns"]:
@@ -113,7 +121,7 @@ def read_tsv(path, columns=(), unique=None):
         key = [unique] if isinstance(unique, str) else list(unique)
         dup = np.flatnonzero(df.duplicated(key).to_numpy())
         if len(dup):
-            _fail(path, f"line {dup[0] + 2}: {', '.join(key)} {df.loc[dup[0], key].tolist()} repeats an earlier row")
+            _fail(path, f"line {dup[0] + 2}: {', '.join(f'{k}={df.loc[dup[0], k]}' for k in key)} repeats an earlier row")
     return df
 
 

@@ -18,18 +18,18 @@ class BadImage(Exception):
 
 
 def _rgb(im):
+    from PIL import Image
+
     if im.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):  # 16-bit greyscale: scale, do not clip
         a = np.asarray(im, dtype=np.float64)
         top = 65535.0 if im.mode.startswith("I;16") or a.max() > 255 else 255.0
-        im = im.__class__.fromarray(np.clip(a * (255.0 / top) + 0.5, 0, 255).astype(np.uint8))
+        im = Image.fromarray(np.clip(a * (255.0 / top) + 0.5, 0, 255).astype(np.uint8))
     elif im.mode == "F":
         a = np.asarray(im, dtype=np.float64)
-        im = im.__class__.fromarray(np.clip(a * (255.0 if a.max() <= 1 else 1.0) + 0.5, 0, 255).astype(np.uint8))
+        im = Image.fromarray(np.clip(a * (255.0 if a.max() <= 1 else 1.0) + 0.5, 0, 255).astype(np.uint8))
     if im.mode == "P" and "transparency" in im.info:
         im = im.convert("RGBA")
     if im.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
-        from PIL import Image
-
         rgba = im.convert("RGBA")
         white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         return Image.alpha_composite(white, rgba).convert("RGB")

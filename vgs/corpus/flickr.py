@@ -4,6 +4,7 @@ Every problem is either a `CorpusError` naming the file (structure missing, not 
 data) or a counted skip listed in the ingest report with file, line and reason: nothing is dropped
 silently.  Every text file is read by vgs.corpus.text.read_lines (BOM and CRLF accepted)."""
 import logging
+import os
 import re
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -157,6 +158,12 @@ def ingest(root, out_dir, threads=4, max_skip_fraction=0.2, plausibility=None, m
         raise CorpusError(f"{root}: corpus root is not a directory")
     skips = Skips()
     txt, img_dir, audio = root / "Flickr8k_text", root / "Flickr8k_Dataset", root / "flickr_audio"
+    for d in (img_dir, audio / "wavs"):  # every image or recording is in one of these
+        try:
+            os.listdir(d)
+        except OSError as e:
+            raise CorpusError(f"{d}: cannot list this directory ({type(e).__name__}: {e.strerror or e}); "
+                              f"expected the Flickr8k + FACC layout, see README") from None
 
     image_named = [(MENTIONED_IMAGE, lambda m: ("image", m[1]))]
     rows_split = [{**r, "split": split} for split, name in SPLIT_FILES.items()
@@ -177,11 +184,10 @@ def ingest(root, out_dir, threads=4, max_skip_fraction=0.2, plausibility=None, m
             images.append({"image_id": name[:-4], "path": str(img_dir / name), "split": split_of[name], "width": w, "height": h})
     images = pd.DataFrame(images, columns=["image_id", "path", "split", "width", "height"])
     good_images = set(images.image_id)
-    if img_dir.is_dir():  # image files no split list names (Flickr8k has 91): counted, not used
-        for p in sorted(img_dir.glob("*.jpg")):
-            if p.name not in split_of and p.name not in two_splits:
-                cause = skips.by_item.get(("image", p.name))
-                skips.add("image_without_split", p, "listed in no split list" + (f": {why(cause)}" if cause else ""))
+    for p in sorted(img_dir.glob("*.jpg")):  # image files no split list names (Flickr8k has 91)
+        if p.name not in split_of and p.name not in two_splits:
+            cause = skips.by_item.get(("image", p.name))
+            skips.add("image_without_split", p, "listed in no split list" + (f": {why(cause)}" if cause else ""))
 
     # captions: the text policy (vgs.corpus.text.normalise); a control character is a skip
     token_file = txt / "Flickr8k.token.txt"
@@ -247,14 +253,13 @@ def ingest(root, out_dir, threads=4, max_skip_fraction=0.2, plausibility=None, m
                 "duration": round(info.frames / info.samplerate, 4), "sample_rate": info.samplerate,
                 "channels": info.channels, "transcript": transcripts[(image_id, n)],
             })
-    if (audio / "wavs").is_dir():
-        for p in sorted((audio / "wavs").glob("*.wav")):
-            if p.name not in listed:
-                cause = skips.by_item.get(("wav", p.name))
-                if cause:
-                    skips.add("wav_entry_skipped", p, f"its {why(cause)}")
-                else:
-                    skips.add("wav_not_in_wav2capt", p, "audio file not listed in wav2capt.txt")
+    for p in sorted((audio / "wavs").glob("*.wav")):
+        if p.name not in listed:
+            cause = skips.by_item.get(("wav", p.name))
+            if cause:
+                skips.add("wav_entry_skipped", p, f"its {why(cause)}")
+            else:
+                skips.add("wav_not_in_wav2capt", p, "audio file not listed in wav2capt.txt")
     spoken = {(u["image_id"], u["n"]) for u in utts}
     recorded = {}
     for r in parsed:
@@ -277,8 +282,14 @@ def ingest(root, out_dir, threads=4, max_skip_fraction=0.2, plausibility=None, m
                                        "sample_rate", "channels", "transcript"])
     caps = pd.DataFrame([(i, n, c) for (i, n), c in sorted(captions.items())], columns=["image_id", "n", "caption"])
 
-    total = len(parsed) + len(rows_split)
-    fraction = len(skips.items) / max(1, total)
+    # the share of listed images and recordings that is unusable (a consequence counts once: an
+    # image's five recordings lost with it are the image's loss, not five more problems)
+    bad_lines = Counter(s["kind"] for s in skips.items)
+    total = (len({r["image"] for r in rows_split}) + bad_lines["bad_split_line"] + len(listed)
+             + bad_lines["bad_wav2capt_line"])
+    lost = total - len(images) - len(utts) - sum(1 for r in pairs if r["image"][:-4] not in good_images
+                                                 and (r["image"] in split_of or r["image"] in two_splits))
+    fraction = max(0, lost) / max(1, total)
     report = {
         "root": str(root), "images": len(images), "captions": len(caps), "utterances": len(utts),
         "speakers": int(utts.speaker.nunique()), "hours": round(float(utts.duration.sum()) / 3600, 3),
@@ -290,8 +301,8 @@ def ingest(root, out_dir, threads=4, max_skip_fraction=0.2, plausibility=None, m
         "flagged": flagged, "settings": {"plausibility": plaus, "min_image_side": min_image_side},
     }
     if fraction > max_skip_fraction:
-        raise CorpusError(f"{root}: {len(skips.items)} problems in {total} entries ({fraction:.0%} > "
-                          f"max_skip_fraction {max_skip_fraction}); first: {skips.items[:3]}")
+        raise CorpusError(f"{root}: {lost} of {total} listed images and recordings unusable ({fraction:.0%} > "
+                          f"max_skip_fraction {max_skip_fraction}); skipped {skips.counts()}; first: {skips.items[:3]}")
     for split, name in SPLIT_FILES.items():  # training, model choice and recall each need one
         if not (utts.split == split).any():
             raise CorpusError(f"{txt / name}: no image of split {split!r} has a usable recording "

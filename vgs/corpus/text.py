@@ -59,9 +59,11 @@ class TextError(ValueError):
 def normalise(text):
     """Caption (or hypothesis, or word-corpus) text -> transcript: lower-case words joined by one
     space, by the policy above: NFKC; quotes and dashes mapped; emoji and other symbols split words;
-    format characters removed; punctuation (Unicode category P) stripped from both ends of a word
-    ("dog." -> dog, “a -> a, dogs' -> dogs; "dog's" stays); tokens without a letter or digit and
-    non-speech markers (<s>, [noise]) dropped.  A control character raises TextError."""
+    format characters removed; punctuation (Unicode category P) other than the apostrophe stripped
+    from both ends of a word ("dog." -> dog, “a -> a, «chien» -> chien), an apostrophe only when it
+    quotes the word on both sides ('dog' -> dog; 's, n't, dogs' and dog's stay); tokens without a
+    letter or digit and non-speech markers (<s>, [noise], ++garbage++) dropped.  A control character
+    (Unicode Cc other than tab and line ends) raises TextError."""
     import unicodedata
 
     for i, c in enumerate(text):
@@ -74,11 +76,14 @@ def normalise(text):
     for w in text.lower().split():
         if MARKER.match(w):
             continue
-        a, b = 0, len(w)
-        while a < b and unicodedata.category(w[a])[0] == "P":
+        a, b = 0, len(w)  # an apostrophe stays: a clitic ('s, n't in tokenised Flickr8k) or a possessive
+        while a < b and unicodedata.category(w[a])[0] == "P" and w[a] != "'":
             a += 1
-        while b > a and unicodedata.category(w[b - 1])[0] == "P":
+        while b > a and unicodedata.category(w[b - 1])[0] == "P" and w[b - 1] != "'":
             b -= 1
-        if any(c.isalnum() for c in w[a:b]):
-            out.append(w[a:b])
+        w = w[a:b]
+        if len(w) > 2 and w[0] == w[-1] == "'":  # 'quoted' (or ‘quoted’)
+            w = w[1:-1].strip(".,;:!?")
+        if any(c.isalnum() for c in w):
+            out.append(w)
     return " ".join(out)

@@ -57,6 +57,7 @@ rule corpus_manifest:
         corpus=CORPORA,
     params:
         digest=corpus_digest,
+        verify=config["ingest"]["verify"],
     threads: 1
     resources:
         mem_mb=500,
