@@ -702,3 +702,104 @@ def test_min_image_side_must_fit_the_box_grid(tmp_path):
     cfg = write_config(tmp_path / "c.yaml", ingest={"min_image_side": 8})
     with pytest.raises(AssertionError, match=r"ingest.min_image_side = 8 is below patterns.boxes.grid = 10"):
         planned_jobs(tmp_path, "results/manifests/images.tsv", configfile=cfg)
+
+
+# --- 7. true reasons: one per item and problem; a consequence names its cause --------------------------
+
+def test_every_skip_is_true_and_a_consequence_names_its_cause(corpus, world):
+    txt, aud = corpus / "Flickr8k_text", corpus / "flickr_audio"
+    capt, tok, train = lines(aud / "wav2capt.txt"), lines(txt / "Flickr8k.token.txt"), lines(txt / "Flickr_8k.trainImages.txt")
+    w = [c.split()[0] for c in capt]
+    key = lambda k: capt[k].split()[1] + capt[k].split()[2]  # 123_abc.jpg#2
+    tline = {t.split("\t")[0]: i for i, t in enumerate(tok)}
+    # accepted (conversions): leading whitespace on a wav2capt line (named), a leading tab on a token
+    # line, trailing spaces in wav2spk and a split list
+    capt[2] = " " + capt[2]
+    tok[tline[key(3)]] = "\t" + tok[tline[key(3)]]
+    spk = [s + "   " for s in lines(aud / "wav2spk.txt")]
+    train[0] = train[0] + "  "
+    # damaged: a wav2capt line with a stray field, a caption line without its tab, a punctuation-only
+    # caption (named), a control character, a wav listed for two captions, a split-list line that
+    # is a path, a broken link and a directory where wavs should be (named)
+    capt[6] = capt[6] + " extra"
+    tok[tline[key(8)]] = tok[tline[key(8)]].replace("\t", " ", 1)
+    tok[tline[key(9)]] = key(9) + "\t... !"
+    tok[tline[key(11)]] = key(11) + "\tA dog\x07 barks ."
+    capt.append(f"{w[12]} {capt[13].split()[1]} {capt[13].split()[2]}")  # w12 also for 13's caption
+    dev = lines(txt / "Flickr_8k.devImages.txt")
+    used = {c.split()[1] for c in capt[:20]}
+    i_dev = next(i for i, x in enumerate(dev) if x not in used)
+    dev_image = dev[i_dev]
+    dev[i_dev] = "images/" + dev_image
+    (aud / "wavs" / w[16]).unlink()
+    (aud / "wavs" / w[16]).symlink_to("/nowhere/x.wav")
+    (aud / "wavs" / w[17]).unlink()
+    (aud / "wavs" / w[17]).mkdir()
+    for f, rows in ((aud / "wav2capt.txt", capt), (txt / "Flickr8k.token.txt", tok), (aud / "wav2spk.txt", spk),
+                    (txt / "Flickr_8k.trainImages.txt", train), (txt / "Flickr_8k.devImages.txt", dev)):
+        write_lines(f, rows)
+    report = run_ingest(corpus, world / "out", max_skip_fraction=0.9)
+    s = skips_by_file(report)
+    u = kept(world / "out")
+    assert {w[2][:-4], w[3][:-4]} <= u  # the whitespace was accepted: no skip names them
+    assert w[2] not in s and w[3] not in s and "wav2spk.txt" not in s
+    assert "unknown" not in set(read_tsv(world / "out" / "utterances.tsv", ["speaker"]).speaker)
+    n6 = 7
+    assert s[w[6]] == [("wav_entry_skipped", f"its line {n6} of wav2capt.txt was skipped (bad_wav2capt_line: "
+                                              f"line does not parse: {capt[6][:80]!r})")]
+    reasons = {r.split(" has no usable recording: ")[0]: r.split(" has no usable recording: ")[1] for k, r in s["Flickr8k.token.txt"]
+               if k == "caption_without_audio"}
+    assert reasons[key(6)].startswith(f"its line {n6} of wav2capt.txt was skipped (bad_wav2capt_line")
+    assert s[w[8]] == [("audio_without_caption", f"its caption {key(8)}: line {tline[key(8)] + 1} of Flickr8k.token.txt "
+                                                 f"was skipped (bad_caption_line: line does not parse: "
+                                                 f"{tok[tline[key(8)]][:80]!r})")]
+    assert s[w[9]][0][0] == "audio_without_caption" and "(empty_caption: " in s[w[9]][0][1]
+    assert s[w[11]][0][0] == "audio_without_caption" and "(control_character: " in s[w[11]][0][1] \
+        and "U+0007" in s[w[11]][0][1]
+    assert reasons[key(12)].startswith(f"its recording {w[12]}: line 13 of wav2capt.txt was skipped (duplicate_wav: ")
+    assert w[13][:-4] in u and key(13) not in reasons  # its own recording is fine
+    assert s[w[16]] == [("bad_wav", "broken symbolic link (to '/nowhere/x.wav', which does not exist)")]
+    assert s[w[17]] == [("bad_wav", "is a directory, not a file")]
+    assert reasons[key(16)] == f"its recording {w[16]} was skipped (bad_wav: {s[w[16]][0][1]})"
+    assert s[dev_image] == [("image_without_split", f"listed in no split list: line {i_dev + 1} of Flickr_8k.devImages.txt was "
+                                                    "skipped (bad_split_line: line does not parse: "
+                                                    f"'images/{dev_image}')")]
+    dev_wavs = [c.split()[0] for c in capt[:60] if c.split()[1] == dev_image]
+    assert len(dev_wavs) == 5 and all(s[x][0][0] == "image_not_in_split" and
+                                      f"line {i_dev + 1} of Flickr_8k.devImages.txt" in s[x][0][1] for x in dev_wavs)
+    # one skip per item (file or caption key): never two reasons for one thing
+    items = [(x["kind"] if x["kind"] == "caption_without_audio" else "", x["file"], x["line"],
+              x["reason"].split(" ")[0] if x["kind"] == "caption_without_audio" else "") for x in report["skips"]]
+    assert len(items) == len(set(items))
+    per_file = [x["file"] for x in report["skips"] if x["line"] is None and x["kind"] != "caption_without_audio"]
+    assert len(per_file) == len(set(per_file))
+
+
+# --- 8. corpus edits of the same size: seen by verify: content -----------------------------------------
+
+def test_content_verification_sees_same_size_edits_and_ignores_touches(tiny_flickr, tmp_path):
+    from vgs.corpus.manifest import corpus_files, digest
+
+    root = tmp_path / "c"
+    shutil.copytree(tiny_flickr, root)
+    cache = tmp_path / "m" / ".hashes.json"
+    stat0, content0 = digest([root]), digest([root], "content", cache)
+    assert len(json.loads(cache.read_text())) == len(corpus_files([root]))
+    wav = sorted((root / "flickr_audio" / "wavs").glob("*.wav"))[3]
+    st = wav.stat()
+    data = bytearray(wav.read_bytes())
+    mid = len(data) // 2
+    data[mid:mid + 100] = bytes(b ^ 0x55 for b in data[mid:mid + 100])
+    wav.write_bytes(bytes(data))  # other bytes, same size, mtime set back (the named case)
+    os.utime(wav, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert digest([root]) == stat0  # the documented limit of the fast default
+    content1 = digest([root], "content", cache)
+    assert content1 != content0
+    os.utime(wav)  # touched, not changed: content says nothing changed, stat reruns
+    assert digest([root], "content", cache) == content1 and digest([root]) != stat0
+    wav.chmod(0o600)  # ctime only: re-hashed, same content
+    assert digest([root], "content", cache) == content1
+    cache.write_text("{damaged")  # a damaged hash cache: everything hashed again
+    assert digest([root], "content", cache) == content1
+    (root / "flickr_audio" / "wavs" / "new.wav").write_bytes(b"RIFF")
+    assert digest([root], "content", cache) != content1
