@@ -35,26 +35,29 @@ def _damage(root):
     train = (txt / "Flickr_8k.trainImages.txt").read_text().split()
     utts = [line.split()[0][:-4] for line in capt]
     bad_image = train[-1][:-4]  # not train[0]: the first line of every text file gets a BOM below
-    # one utterance per case, each from a different image, none of them the corrupt image's; the
+    # images: a corrupt one, a 1x1 pixel one, an EXIF-rotated one, greyscale, PNG (never the first
+    # recording's image, which carries the BOM case)
+    spare = [t[:-4] for t in train[1:-1] if not utts[0].startswith(t[:-4])]
+    gray, png, tiny_image, exif = spare[:4]
+    # one utterance per case, each from a different image, none of them the unusable images'; the
     # wrong-audio case gets the shortest caption (the known limit: any speech long enough fits it)
-    ones = [u for u in utts if u.endswith("_1") and not u.startswith(bad_image)]
+    usable = lambda u: not u.startswith((bad_image, tiny_image))
     n_words = {t.split("#")[0][:-4] + "_" + t.split("#")[1].split("\t")[0]: len(t.split()) for t in tokens}
-    case = {"wrong_audio": min(ones, key=n_words.get)}
-    pick = iter(u for u in ones if u != case["wrong_audio"])
+    case = {"wrong_audio": min((u for u in utts[1:] if u.endswith("_0") and usable(u)), key=n_words.get)}
+    pick = iter(u for u in utts if u.endswith("_1") and usable(u))
     case.update({k: next(pick) for k in ("empty", "truncated", "stereo", "rate44k", "clipped", "silent",
                                           "oov", "unalignable", "no_audio", "no_caption")})
     read = lambda u: sf.read(wavs / f"{u}.wav", dtype="float32")[0]
     # wrong audio (below): the recording of a different, longer caption of another image
     other = max((u for u in utts if not u.startswith(case["wrong_audio"][:-2]) and u not in case.values()),
                 key=lambda u: len(read(u)))
-    pick2 = iter(u for u in utts if u.endswith("_2") and not u.startswith(bad_image))  # issue 15's cases
+    pick2 = iter(u for u in utts if u.endswith("_2") and usable(u))
     case.update({k: next(pick2) for k in ("nan", "inf", "huge", "dup_line", "dup_wav", "two_captions",
                                            "two_speakers")})
-    case.update(bad_image=bad_image, gray=train[1][:-4], png=train[2][:-4], bom=utts[0], tiny_image=train[3][:-4],
-                exif=train[4][:-4])
+    case.update(bad_image=bad_image, gray=gray, png=png, bom=utts[0], tiny_image=tiny_image, exif=exif)
     # recordings that cannot be what their caption says, files that are no files, captions in
     # hostile text: each at ingest, one per image (the _3 recordings)
-    pick3 = iter(u for u in utts if u.endswith("_3") and not u.startswith((bad_image, case["tiny_image"])) and u != other)
+    pick3 = iter(u for u in utts if u.endswith("_3") and usable(u) and u != other)
     case.update({k: next(pick3) for k in ("repeated", "rate100", "dc", "dangling", "wavdir", "typed", "nul",
                                            "leading_space", "punct")})
 
@@ -212,8 +215,8 @@ def _check(res, case):
     assert [k for k, _, _ in skips["wav2spk.txt"]] == ["conflicting_speaker"] * 2
     assert kinds(f"{case['two_captions']}.wav") == ["audio_without_caption"]
     assert "given different values" in skips[f"{case['two_captions']}.wav"][0][1]
-    no_audio = {s["reason"].split(" ")[0]: s["reason"].split(": ")[1] for s in ingest["skips"]
-                if s["kind"] == "caption_without_audio"}
+    no_audio = dict(s["reason"].split(" has no usable recording: ") for s in ingest["skips"]
+                    if s["kind"] == "caption_without_audio")
     cap = lambda k, n=1: case[k].rsplit("_", 1)[0] + f".jpg#{n}"
     assert no_audio[cap("no_audio")] == "not in wav2capt.txt"
     lost_rec = {cap("empty"): "empty", cap("truncated"): "truncated", cap("nan", 2): "nan", cap("inf", 2): "inf",

@@ -802,4 +802,10 @@ def test_content_verification_sees_same_size_edits_and_ignores_touches(tiny_flic
     cache.write_text("{damaged")  # a damaged hash cache: everything hashed again
     assert digest([root], "content", cache) == content1
     (root / "flickr_audio" / "wavs" / "new.wav").write_bytes(b"RIFF")
-    assert digest([root], "content", cache) != content1
+    added = digest([root], "content", cache)
+    assert added != content1
+    (root / "flickr_audio" / "wavs" / "new.wav").rename(root / "flickr_audio" / "wavs" / "renamed.wav")
+    renamed = digest([root], "content", cache)
+    assert renamed not in (added, content1)
+    (root / "flickr_audio" / "wavs" / "renamed.wav").unlink()
+    assert digest([root], "content", cache) == content1  # removed again: as before
