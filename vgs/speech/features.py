@@ -15,15 +15,17 @@ entire spectrogram"), applied to each utterance's whole T×40 log-mel matrix:
 so 0 is the utterance's mean energy — the value zero padding of a word window takes.
 
 HDF5 layout (fbank.h5): group `feats` with one float32 dataset (T, 40) per utterance, named by
-utt_id, attrs `duration`, `source_rate`, `channels`, `signal` ('', 'clipped' or 'silent'); a JSON
-string dataset `skips` (the utterances without features, in manifest order, with path and problem);
+utt_id, attrs `duration`, `source_rate`, `channels`, `resampled`, `signal` ('', 'clipped' or
+'silent'); a string dataset `skips`, one JSON record (utt_id, path, problem) per utterance without
+features, in manifest order;
 file attrs record the parameters, `dim` and `frame_shift_ms`.  It is built in `<out>.partial`
 (each dataset marked `done` once written, with its wav's path, size and mtime in `source`; the file
 flushed every FLUSH_EVERY utterances), so a killed run resumes where it stopped, keeping only
 utterances still listed with the same wav, and renamed onto `<out>` when complete.  The report is
 computed from the finished file alone, so a resumed run, a merge of shards and one uninterrupted
-run report the same (apart from `wall_seconds`, `x_real_time`, `reused_from_partial_run`).  The same writer stores self-supervised features (ssl.h5,
-vgs.speech.ssl): a featurizer object computes the frames, this module does the rest."""
+run report the same (apart from `wall_seconds`, `x_real_time`, `reused_from_partial_run` and the
+file's bytes).  The same writer stores self-supervised features (ssl.h5, vgs.speech.ssl): a
+featurizer object computes the frames, this module does the rest."""
 import json
 import logging
 import os
@@ -168,9 +170,15 @@ def extract_features(items, cfg, out_h5, report_json, threads=1, ark=None, scp=N
 
 
 def _write_skips(h5, skips):
+    """The utterances without features: one JSON record (utt_id, path, problem) per row."""
     if "skips" in h5:
         del h5["skips"]
-    h5.create_dataset("skips", data=json.dumps(skips), dtype=h5py.string_dtype())
+    h5.create_dataset("skips", data=np.array([json.dumps(s) for s in skips], dtype=object),
+                      dtype=h5py.string_dtype(), shape=(len(skips),))
+
+
+def _read_skips(h5):
+    return [json.loads(s) for s in h5["skips"][()]] if "skips" in h5 else []
 
 
 def _finish(reused, cfg, out_h5, report_json, ark, scp, wall):
@@ -182,7 +190,7 @@ def _finish(reused, cfg, out_h5, report_json, ark, scp, wall):
         g = h5["feats"]
         attrs = {k: dict(g[k].attrs) for k in g}
         frames = sum(g[k].shape[0] for k in g)
-        skips = json.loads(h5["skips"][()]) if "skips" in h5 else []
+        skips = _read_skips(h5)
     n_stored, audio_s = len(attrs), sum(a["duration"] for a in attrs.values())
     signal = {s: sorted(k for k, a in attrs.items() if a.get("signal") == s) for s in ("clipped", "silent")}
     n_res = sum(bool(a.get("resampled")) for a in attrs.values())
@@ -223,7 +231,7 @@ def merge_features(shard_h5s, shard_reports, out_h5, report_json, ark=None, scp=
                 dst.attrs["dim"] = max(int(dst.attrs["dim"]), int(src.attrs["dim"]))  # an empty shard says 0
                 for k in src["feats"]:
                     src.copy(src["feats"][k], g, name=k)
-                skips += json.loads(src["skips"][()]) if "skips" in src else []
+                skips += _read_skips(src)
         _write_skips(dst, skips)
     return _finish(sum(p["reused_from_partial_run"] for p in parts), parts[0]["settings"], out_h5,
                    report_json, ark, scp, sum(p["wall_seconds"] for p in parts))

@@ -24,10 +24,11 @@ def read_manifest(path):
     return read_tsv(path, ["image_id", "path"], unique="image_id")
 
 
-def _check_skips(n_skipped, n_total, max_fraction, what):
-    if n_total and n_skipped / n_total > max_fraction:
-        raise RuntimeError(f"{what}: {n_skipped}/{n_total} images undecodable "
-                           f"(> max_bad_fraction {max_fraction}); see the log for the files")
+def _check_skips(skipped, n_total, max_fraction, what):
+    """Too many undecodable images (ingest decoded each: a file changed since) is an error naming them."""
+    if n_total and len(skipped) / n_total > max_fraction:
+        raise RuntimeError(f"{what}: {len(skipped)}/{n_total} images undecodable (> max_bad_fraction "
+                           f"{max_fraction}): {'; '.join(s['error'] for s in skipped[:3])}")
 
 
 def build_regions(manifest, onnx_path, out_h5, stats_json, params, threads=1, shard=None,
@@ -62,7 +63,7 @@ def build_regions(manifest, onnx_path, out_h5, stats_json, params, threads=1, sh
         with tqdm(total=len(todo), desc="regions", unit="img", mininterval=5) as bar:
             stats = extract(todo, runner, params, writer.add, threads, bar, scorer)
         if shard is None:
-            _check_skips(len(stats["skipped"]), len(df), params["max_bad_fraction"], manifest)
+            _check_skips(stats["skipped"], len(df), params["max_bad_fraction"], manifest)
         stats.update(wall_s=time.perf_counter() - t0, cpu_s=time.process_time() - c0,
                      resumed=len(df) - len(todo), manifest_images=len(df))
         writer.publish({"skipped": json.dumps(stats["skipped"])})
@@ -125,7 +126,7 @@ def merge_regions(shard_h5s, shard_stats, out_h5, stats_json, params):
     """regions.h5 and regions_stats.json from the shards' (build_regions with shard=...):
     rows concatenated in shard (= manifest) order, chunk by chunk; the same file as one run."""
     first, totals = _sum_totals(shard_stats)
-    _check_skips(len(totals["skipped"]), totals["manifest_images"], params["max_bad_fraction"],
+    _check_skips(totals["skipped"], totals["manifest_images"], params["max_bad_fraction"],
                  "vision_regions")
     with open_h5(shard_h5s[0]) as h5:
         attrs = dict(h5.attrs)
@@ -182,7 +183,7 @@ def build_convmap(manifest, onnx_path, out_h5, params, threads=1, shard=None):
         if batch:
             flush()
         if shard is None:
-            _check_skips(len(skipped), len(df), params["max_bad_fraction"], manifest)
+            _check_skips(skipped, len(df), params["max_bad_fraction"], manifest)
         h5.create_dataset("image_ids", data=np.array(ids, dtype=object), dtype=h5py.string_dtype())
         h5.attrs.update(encoder=f"efficientnet-{params['encoder']}", input_size=size, stride=32,
                         layout="convmap[n] = (C, H, W) map of image_ids[n], whole frame resized to input_size",
@@ -199,7 +200,7 @@ def merge_convmap(shard_h5s, out_h5, params):
         with open_h5(p) as h5:
             skipped += json.loads(h5.attrs["skipped"])
             total += int(h5.attrs["manifest_images"])
-    _check_skips(len(skipped), total, params["max_bad_fraction"], "vision_convmap")
+    _check_skips(skipped, total, params["max_bad_fraction"], "vision_convmap")
     concat_h5(shard_h5s, out_h5, {"skipped": json.dumps(skipped), "manifest_images": total}, block_rows=64)
     log.info("convmap: %d shards merged, %d images, %d skipped", len(shard_h5s), total - len(skipped),
              len(skipped))
