@@ -5,4 +5,4 @@ from vgs.runtime import rule_logging
 
 with rule_logging(snakemake):
     ingest(snakemake.input.corpus, Path(snakemake.output.report).parent, snakemake.threads,
-           snakemake.params.max_skip_fraction)
+           snakemake.params.max_skip_fraction, snakemake.params.plausibility, snakemake.params.min_image_side)

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from vgs.recall.table import assemble, markdown, write
+from vgs.runtime import CacheError
 
 
 def _row(path, system, runs, paper=None, columns=None):
@@ -59,6 +60,6 @@ def test_files_paper_numbers_and_extra_columns(tmp_path):
     assert "| Karpathy | 42.5 | 44.0 |" in md and "49.1 (13.8)" in md and "not comparable" in md
     assert json.loads((tmp_path / "r.json").read_text())["rows"][0]["test"] == res["rows"][0]["test"]
     (tmp_path / "bad.json").write_text(json.dumps({"system": "x"}))
-    with pytest.raises(ValueError, match="bad.json: not a recall row"):
+    with pytest.raises(CacheError, match=r"bad.json: cannot read this JSON cache \(lacks keys \['label', 'runs'"):
         assemble([tmp_path / "bad.json"], CFG)
 

@@ -63,7 +63,7 @@ def test_bad_audio_named_errors(corpus):
         load_audio(corpus / "empty.wav")
     with pytest.raises(BadAudioError, match="cut.wav: truncated"):
         load_audio(corpus / "cut.wav")
-    with pytest.raises(BadAudioError, match="does not exist"):
+    with pytest.raises(BadAudioError, match="missing audio file: no such file"):
         load_audio(corpus / "missing.wav")
 
 

@@ -216,6 +216,12 @@ def test_resume_after_interruption_gives_identical_store(built, corpus, onnx_pat
     assert (tmp_path / "regions.h5.partial").exists() and not h5.exists()
     report = stage.build_regions(corpus / "images.tsv", onnx_path, h5, tmp_path / "s.json", PARAMS)
     assert report["resumed"] == 2 and report["images_this_run"] == 2 and report["images_total"] == 4
+    # the report's counts are over the stored images (the same four as the uninterrupted store's),
+    # not over the two computed after the resume
+    stored = ("images_total", "mean_selective_search_boxes", "mean_candidates_scored", "mean_crops_encoded",
+              "mean_proposals_kept", "padded_images")
+    _, uninterrupted = built
+    assert {k: report[k] for k in stored} == {k: uninterrupted[k] for k in stored}
     a, b = store.read_regions(h5), store.read_regions(out / "regions.h5")
     assert list(a["image_ids"]) == list(b["image_ids"])
     for k in ("boxes", "n_proposals", "top_classes"):
@@ -326,7 +332,8 @@ def test_proposal_quality_counts(tmp_path, corpus):
         tc = np.zeros((20, 5), np.int16)
         tc[1:1 + len(top1), 0] = top1
         return dict(boxes=b, features=np.zeros((20, 4), np.float32), scores=np.zeros(20, np.float32),
-                    top_classes=tc, top_probs=np.zeros((20, 5), np.float32), n_proposals=n)
+                    top_classes=tc, top_probs=np.zeros((20, 5), np.float32), n_proposals=n,
+                    n_raw_boxes=len(boxes), n_candidates=len(boxes))
 
     w.add("a", res([[10, 10, 50, 50], [60, 60, 90, 90]], [golden, 0], 2))
     w.add("b", res([[0, 0, 30, 30], [0, 0, 60, 60]], [golden, golden], 1))  # 2nd row is padding

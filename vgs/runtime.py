@@ -99,11 +99,14 @@ def torch_device():
 
 
 class CacheError(RuntimeError):
-    """A cached stage output (HDF5, torch) that cannot be read: names the file and how to rebuild it."""
+    """A cached stage output (HDF5, torch, TSV, JSON) that cannot be read: names the file, the
+    problem (`error`: an exception or a sentence) and how to rebuild it."""
 
     def __init__(self, path, what, error):
-        super().__init__(f"{path}: cannot read this {what} ({type(error).__name__}: {error}); it is "
+        why = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
+        super().__init__(f"{path}: cannot read this {what} ({why}); it is "
                          f"damaged or incomplete. Rebuild it with: snakemake --forcerun {path}")
+        self.path = str(path)
 
 
 def open_h5(path):
@@ -116,6 +119,34 @@ def open_h5(path):
         return h5py.File(path, "r")
     except (OSError, ValueError) as e:
         raise CacheError(path, "HDF5 cache", e) from e
+
+
+def path_problem(path, what="file"):
+    """Why `path` is not a regular file this process can open, in the operating system's words
+    (missing, a broken symbolic link, a directory, a FIFO or device, permission denied, an I/O
+    error), or None.  Opening is the only test that works for every user (root reads files
+    without read permission)."""
+    import stat
+
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        if os.path.islink(path):
+            return f"broken symbolic link (to {os.readlink(path)!r}, which does not exist)"
+        return f"missing {what}: no such file"
+    except OSError as e:  # e.g. a symlink loop, a path through a file, permission on a directory
+        return f"cannot reach the {what}: {type(e).__name__}: {e.strerror or e}"
+    if stat.S_ISDIR(st.st_mode):
+        return "is a directory, not a file"
+    if not stat.S_ISREG(st.st_mode):
+        kind = "named pipe" if stat.S_ISFIFO(st.st_mode) else "socket" if stat.S_ISSOCK(st.st_mode) else "device"
+        return f"not a regular file (a {kind})"
+    try:
+        with open(path, "rb") as fh:
+            fh.read(1)
+    except OSError as e:  # PermissionError, or EIO from a failing disk
+        return f"cannot read the {what}: {type(e).__name__}: {e.strerror or e}"
+    return None
 
 
 def file_signature(path):

@@ -21,6 +21,8 @@ import time
 import pandas as pd
 from tqdm import tqdm
 
+from ..cache import write_tsv
+from ..corpus.text import normalise as text_normalise
 from ..runtime import atomic_path
 from ..speech.audio import BadAudioError, load_audio, signal_problem, to_int16
 from .lm import read_manifest
@@ -30,17 +32,10 @@ _decoder = None
 
 
 def normalise(hyp):
-    """pocketsphinx hypothesis → transcript words: lower case, 'on(2)' → 'on', fillers
-    (<s>, </s>, <sil>, [NOISE], ++GARBAGE++) dropped, surrounding punctuation stripped."""
-    out = []
-    for w in hyp.lower().split():
-        w = re.sub(r"\(\d+\)$", "", w)
-        if w.startswith(("<", "[", "+")):
-            continue
-        w = w.strip(".,;:!?\"()[]")
-        if w and any(c.isalnum() for c in w):
-            out.append(w)
-    return " ".join(out)
+    """pocketsphinx hypothesis → transcript words: 'on(2)' → 'on', then the caption text policy
+    (vgs.corpus.text.normalise: lower case, punctuation stripped, fillers such as <s>, <sil>,
+    [NOISE], ++GARBAGE++ dropped), so hypotheses and references are tokenised alike."""
+    return text_normalise(" ".join(re.sub(r"\(\d+\)$", "", w) for w in hyp.split()))
 
 
 def decoder_options(lm, settings, lm_path=None, dict_path=None):
@@ -122,8 +117,7 @@ def decode_corpus(utterances_tsv, lm, settings, splits, out_tsv, report_json, th
     empty = out[out["empty_reason"].notna()]
     for r in empty.itertuples():
         log.warning("%s: empty hypothesis (%s)", r.utt_id, r.empty_reason)
-    with atomic_path(out_tsv) as tmp:
-        out[["utt_id", "split", "transcript"]].to_csv(tmp, sep="\t", index=False)
+    write_tsv(out[["utt_id", "split", "transcript"]], out_tsv)
     wall = time.time() - t0
     audio, cpu = float(out["audio_s"].sum()), float(out["cpu_s"].sum())
     report = {"lm": lm, "splits": sorted(set(splits)), "utterances": len(out),

@@ -9,19 +9,15 @@ import logging
 import os
 import re
 
-import pandas as pd
 
+from ..cache import read_tsv
 from ..runtime import atomic_path
 
 log = logging.getLogger(__name__)
 
 
 def read_manifest(path):
-    u = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
-    missing = {"utt_id", "split", "wav", "transcript"} - set(u.columns)
-    if missing:
-        raise ValueError(f"{path}: missing columns {sorted(missing)}")
-    return u
+    return read_tsv(path, ["utt_id", "split", "wav", "transcript"], unique="utt_id")
 
 
 def bundled_dictionary():

@@ -3,6 +3,7 @@
 WER beside it and MILAN's Table 5 "Speech→ASR→Text" as the published reference."""
 import json
 
+from ..cache import read_json
 from ..runtime import atomic_path
 
 LM_NAMES = {"general": "general LM", "caption": "caption LM"}
@@ -14,10 +15,8 @@ def label(lm, trained_on_asr):
 
 
 def cascade_row(metrics_json, wer_json, lm, trained_on_asr, system, out_json):
-    with open(metrics_json) as f:
-        row = json.load(f)
-    with open(wer_json) as f:
-        wer = json.load(f)["wer"]
+    row = read_json(metrics_json)
+    wer = read_json(wer_json, ["wer"])["wer"]
     if "test" not in wer:
         raise ValueError(f"{wer_json}: no WER of the test split (the row is scored on test)")
     row.update(system=system, stage="asr", label=label(lm, trained_on_asr), paper=PAPER,

@@ -5,11 +5,11 @@ import json
 import logging
 import resource
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 
+from ..cache import read_json
 from ..runtime import atomic_path
 from .scoring import block_sizes, chunked_similarity
 
@@ -57,7 +57,7 @@ def system_speed(metric_files):
     captions/s (test split), from the metrics rows the evaluate rule wrote."""
     out = []
     for p in metric_files:
-        row = json.loads(Path(p).read_text())
+        row = read_json(p, ["training", "timing", "system", "label"])
         tr, tm = row["training"], row["timing"]
         out.append({"system": row["system"], "label": row["label"],
                     "train_wall_s": float(np.mean([t["train_wall_s"] for t in tm])),

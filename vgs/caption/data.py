@@ -15,9 +15,9 @@ import logging
 from dataclasses import dataclass, field
 
 import numpy as np
-import pandas as pd
 import torch
 
+from ..cache import read_tsv
 from ..runtime import open_h5, strings
 
 log = logging.getLogger(__name__)
@@ -122,10 +122,7 @@ def read_images(h5_path, image_ids, kind, grid=None):
 
 
 def read_utterances(path, split):
-    u = pd.read_csv(path, sep="\t", dtype={"utt_id": str, "image_id": str, "split": str}, keep_default_na=False)
-    missing = {"utt_id", "image_id", "split"} - set(u.columns)
-    if missing:
-        raise ValueError(f"{path}: missing columns {sorted(missing)}")
+    u = read_tsv(path, ["utt_id", "image_id", "split"], unique="utt_id")
     u = u[u["split"] == split].sort_values(["image_id", "utt_id"])
     if u.empty:
         raise ValueError(f"{path}: no utterances in split {split!r}")

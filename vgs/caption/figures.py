@@ -1,6 +1,5 @@
 """One figure per caption system: training loss and dev mean recall by epoch, every seed, trained
 (solid) and untrained "(R)" (dashed) runs, with each run's best epoch marked."""
-import json
 from pathlib import Path
 
 import matplotlib
@@ -8,6 +7,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from ..cache import read_json  # noqa: E402
 from ..runtime import atomic_path  # noqa: E402
 
 
@@ -15,7 +15,7 @@ def training_figure(histories, out_png, title=""):
     """histories: train.json files (results/caption/{system}/{mode}/seed{s}/train.json)."""
     fig, (ax_loss, ax_dev) = plt.subplots(1, 2, figsize=(10, 3.6))
     for path in histories:
-        info = json.loads(Path(path).read_text())
+        info = read_json(path, ["config", "history"])
         mode, seed = Path(path).parent.parent.name, info["config"]["seed"]
         ep = [h["epoch"] for h in info["history"]]
         style = "-" if mode != "untrained" else "--"

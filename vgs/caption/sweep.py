@@ -10,6 +10,7 @@ import yaml
 
 import vgs.recall
 from .. import retrieval
+from ..cache import read_json
 from ..runtime import atomic_path
 
 PAPERS = Path(vgs.recall.__file__).with_name("papers.yaml")  # published numbers live there
@@ -36,7 +37,7 @@ def sweep_table(metric_files, values, ks, key="batch_size"):
     if all(isinstance(v, (int, float)) for v in values):
         points.sort()  # numbers ascending; labels (init) in the order given
     for value, path in points:
-        row = json.loads(Path(path).read_text())
+        row = read_json(path, ["runs", "system"])
         tabs = [retrieval.recall_table(r["ranks"]["search"], r["ranks"]["annotation"], ks) for r in row["runs"]]
         mean = {d: {m: float(np.mean([t[d][m] for t in tabs])) for m in tabs[0][d]} for d in ("search", "annotation")}
         rows.append({key: value, "system": row["system"], "seeds": [r["seed"] for r in row["runs"]],

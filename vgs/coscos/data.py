@@ -13,10 +13,10 @@ from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
 from tqdm import tqdm
 
 from ..frames import cut_windows, word_frames
+from ..cache import read_tsv, write_tsv
 from ..runtime import atomic_path, open_h5, strings
 
 log = logging.getLogger(__name__)
@@ -24,12 +24,7 @@ TOKEN_COLUMNS = ["utt_id", "index", "word", "image_id", "split", "start", "end"]
 
 
 def read_table(path, required):
-    df = pd.read_csv(path, sep="\t", dtype={"utt_id": str, "image_id": str, "word": str, "split": str,
-                                            "transcript": str}, keep_default_na=False)
-    missing = set(required) - set(df.columns)
-    if missing:
-        raise ValueError(f"{path}: missing columns {sorted(missing)}")
-    return df
+    return read_tsv(path, required)
 
 
 def content_vocabulary(transcripts, stop_words, min_count):
@@ -61,8 +56,7 @@ def select_tokens(utterances_tsv, segments_tsv, fbank_h5, cfg, out_tsv, report_j
     no_feats = ~seg.utt_id.isin(have)
     keep = ~is_stop & ~is_rare & ~no_feats
     tok = seg[keep].sort_values(["split", "image_id", "utt_id", "index"])[TOKEN_COLUMNS]
-    with atomic_path(out_tsv) as tmp:
-        tok.to_csv(tmp, sep="\t", index=False)
+    write_tsv(tok, out_tsv)
 
     _, length = word_frames(tok.start, tok.end, shift)
     per_split = {}

@@ -11,6 +11,7 @@ import pandas as pd
 import torch
 import yaml
 
+from ..cache import read_json
 from .data import load_split
 from .ranks import LABELS, TASKS, summary, task_ranks
 from .train import load_model
@@ -69,7 +70,7 @@ def _stats(runs, which, task, ks):
 def assemble(system_files, ks):
     systems = []
     for p in system_files:
-        s = json.loads(Path(p).read_text())
+        s = read_json(p, ["runs"])
         s["tables"] = {w: {t: _stats(s["runs"], w, t, ks) for t in TASKS} for w in ("random", "model")}
         s["n_seeds"] = len(s["runs"])
         s.pop("runs")  # the per-query ranks stay in results/coscos/{system}/ranks.json

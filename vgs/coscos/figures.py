@@ -1,13 +1,12 @@
 """The paper's Fig. 1 (right): mean cosine of "same" and "different" pairs on training and dev
 images by epoch (epoch 0: the untrained net), one panel per system, every seed drawn."""
-import json
-from pathlib import Path
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from ..cache import read_json  # noqa: E402
 from ..runtime import atomic_path  # noqa: E402
 
 STYLE = {("train", "cos_same"): ("tab:blue", "-"), ("train", "cos_diff"): ("tab:blue", "--"),
@@ -19,7 +18,7 @@ def plot_curves(histories, out_png):
     fig, axes = plt.subplots(1, len(histories), figsize=(5.5 * len(histories), 4), squeeze=False, sharey=True)
     for ax, (system, paths) in zip(axes[0], histories.items()):
         for k, p in enumerate(paths):
-            info = json.loads(Path(p).read_text())
+            info = read_json(p, ["history"])
             ep = [h["epoch"] for h in info["history"]]
             for (part, m), (colour, ls) in STYLE.items():
                 label = f"{part} {m[4:]}" if k == 0 else None

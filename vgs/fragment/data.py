@@ -3,8 +3,8 @@ import logging
 from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
 
+from ..cache import read_tsv
 from ..runtime import open_h5, strings
 
 log = logging.getLogger(__name__)
@@ -41,11 +41,7 @@ class SplitData:
 
 
 def read_utterances(path):
-    u = pd.read_csv(path, sep="\t", dtype={"utt_id": str, "image_id": str, "split": str}, keep_default_na=False)
-    missing = {"utt_id", "image_id", "split"} - set(u.columns)
-    if missing:
-        raise ValueError(f"{path}: missing columns {sorted(missing)}")
-    return u
+    return read_tsv(path, ["utt_id", "image_id", "split"], unique="utt_id")
 
 
 def load_split(regions_h5, words_h5, utterances_tsv, split):

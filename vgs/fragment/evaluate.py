@@ -6,10 +6,10 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 from tqdm import tqdm
 
 from vgs import retrieval
+from vgs.cache import read_tsv
 from vgs.fragment.data import load_split
 from vgs.fragment.grounding import grounding_accuracy
 from vgs.fragment.model import chunked_scores
@@ -34,10 +34,7 @@ def evaluate_system(model_pts, regions_h5, words_h5, utterances_tsv, cfg, scores
     test = load_split(regions_h5, words_h5, utterances_tsv, "test")
     gt = None
     if boxes_tsv:
-        gt = pd.read_csv(boxes_tsv, sep="\t", dtype={"image_id": str, "category": str})
-        missing = {"image_id", "category", "x0", "y0", "x1", "y1"} - set(gt.columns)
-        if missing:
-            raise ValueError(f"{boxes_tsv}: missing columns {sorted(missing)}")
+        gt = read_tsv(boxes_tsv, ["image_id", "category", "x0", "y0", "x1", "y1"])
     runs, scores, t0 = [], {}, time.time()
     for pt in model_pts:
         model, ck = load_model(pt)

@@ -8,8 +8,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from PIL import Image  # noqa: E402
+from vgs.cache import read_tsv  # noqa: E402
+from vgs.images import load_image  # noqa: E402
 
 from vgs.fragment.data import load_split  # noqa: E402
 from vgs.fragment.grounding import region_word_scores  # noqa: E402
@@ -23,7 +23,7 @@ def alignment_figure(model_pt, regions_h5, words_h5, utterances_tsv, images_tsv,
                      seed=0, title=""):
     model, _ = load_model(model_pt)
     test = load_split(regions_h5, words_h5, utterances_tsv, "test")
-    paths = pd.read_csv(images_tsv, sep="\t", dtype={"image_id": str}, keep_default_na=False)
+    paths = read_tsv(images_tsv, ["image_id", "path"])
     paths = dict(zip(paths["image_id"], paths["path"]))
     rng = np.random.default_rng(seed)
     nonempty = np.flatnonzero(np.diff(test.offsets) > 0)
@@ -51,7 +51,7 @@ def _panel(ax, data, c, scores, paths):
     k = data.cap_image[c]
     path = paths.get(data.image_ids[k], "")
     if path and Path(path).exists():
-        img = np.asarray(Image.open(path).convert("RGB"))
+        img = load_image(path)
     else:
         log.warning("image %s: file %r not found; drawing a blank canvas", data.image_ids[k], path)
         b = data.boxes[k]

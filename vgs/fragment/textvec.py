@@ -13,6 +13,7 @@ import pandas as pd
 from scipy import sparse
 from sklearn.decomposition import TruncatedSVD
 
+from vgs.cache import read_tsv
 from vgs.runtime import atomic_path
 
 log = logging.getLogger(__name__)
@@ -63,11 +64,7 @@ def fit_word_vectors(captions, dim=200, window=2, min_count=1, cds=0.75, seed=0)
 
 
 def read_transcripts(path):
-    t = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
-    missing = {"utt_id", "split", "transcript"} - set(t.columns)
-    if missing:
-        raise ValueError(f"{path}: missing columns {sorted(missing)}")
-    return t
+    return read_tsv(path, ["utt_id", "split", "transcript"], unique="utt_id")
 
 
 def write_text_word_vectors(fit_tsv, emit_tsv, out_h5, cfg):

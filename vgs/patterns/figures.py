@@ -11,6 +11,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from PIL import Image  # noqa: E402
 
+from ..images import load_image  # noqa: E402
 from ..runtime import atomic_path, open_h5  # noqa: E402
 from . import proposals as prop  # noqa: E402
 
@@ -25,8 +26,7 @@ def _save(fig, path):
 
 
 def _image(path):
-    with Image.open(path) as im:
-        return np.asarray(im.convert("RGB"))
+    return load_image(path)
 
 
 def fig1_grounding(g, items, fbank_h5, words, params, out_png, seed=0):

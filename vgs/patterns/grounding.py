@@ -15,10 +15,10 @@ import time
 
 import h5py
 import numpy as np
-import pandas as pd
 import torch
 from tqdm import tqdm
 
+from ..cache import read_tsv
 from ..runtime import atomic_path, open_h5, strings
 from . import proposals as prop
 from .proposals import interval_iou
@@ -63,12 +63,8 @@ STATUSES = ("grounded", "no_features", "no_vad", "no_image_features", "too_short
 
 def read_items(utterances_tsv, images_tsv, split):
     """Captions of `split` (sorted by image, utterance) with their image's path and size."""
-    u = pd.read_csv(utterances_tsv, sep="\t", dtype={"utt_id": str, "image_id": str}, keep_default_na=False)
-    im = pd.read_csv(images_tsv, sep="\t", dtype={"image_id": str}, keep_default_na=False)
-    for df, path, cols in ((u, utterances_tsv, {"utt_id", "image_id", "split"}),
-                           (im, images_tsv, {"image_id", "path", "width", "height"})):
-        if cols - set(df.columns):
-            raise ValueError(f"{path}: missing columns {sorted(cols - set(df.columns))}")
+    u = read_tsv(utterances_tsv, ["utt_id", "image_id", "split"], unique="utt_id")
+    im = read_tsv(images_tsv, ["image_id", "path", "width", "height"], unique="image_id")
     items = u[u["split"] == split].merge(im[["image_id", "path", "width", "height"]], on="image_id", how="left")
     if items.empty:
         raise ValueError(f"{utterances_tsv}: no utterances in split {split!r}")

@@ -7,6 +7,7 @@ import h5py
 import numpy as np
 import pandas as pd
 
+from ..cache import read_tsv
 from ..runtime import atomic_path, open_h5, strings
 from ..truth import name_forms
 from . import cluster as cl
@@ -78,7 +79,7 @@ def grounding_labels(g, items, words, boxes_tsv, params):
         audio[src] = {"labels": labels, "first": first, "unaligned": int((~aligned).sum()), "occurrences": occ}
     image = None
     if boxes_tsv:
-        gt = pd.read_csv(boxes_tsv, sep="\t", dtype={"image_id": str, "category": str}, keep_default_na=False)
+        gt = read_tsv(boxes_tsv, ["image_id", "category", "x0", "y0", "x1", "y1"])
         image = lb.box_labels(items["image_id"].to_numpy(dtype=object)[item], g["box"],
                               items["width"].to_numpy()[item], items["height"].to_numpy()[item], gt, params["visual_iou"])
     return utt, audio, image

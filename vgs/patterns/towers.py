@@ -182,12 +182,10 @@ class CropEncoder:
 
     def box_embeddings(self, towers, path, boxes):
         """(N, D) embeddings of fractional boxes of the image file at `path`."""
-        from PIL import Image
-
+        from ..images import load_image
         from .proposals import pixel_boxes
 
-        with Image.open(path) as im:
-            img = np.asarray(im.convert("RGB"))
+        img = load_image(path)  # as displayed (EXIF orientation), as ingest measured it
         feats = self.features(img, pixel_boxes(boxes, img.shape[1], img.shape[0]))
         return towers.head(towers.image(feats), "image")
 

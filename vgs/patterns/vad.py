@@ -97,12 +97,9 @@ def silence_fraction(speech, offset, spans):
 
 def read_words(path):
     """A word-segment table (utt_id, index, word, start, end in seconds), sorted by utterance and index."""
-    import pandas as pd
+    from ..cache import read_tsv
 
-    w = pd.read_csv(path, sep="\t", dtype={"utt_id": str, "word": str}, keep_default_na=False)
-    missing = {"utt_id", "index", "word", "start", "end"} - set(w.columns)
-    if missing:
-        raise ValueError(f"{path}: missing columns {sorted(missing)}")
+    w = read_tsv(path, ["utt_id", "index", "word", "start", "end"], unique=["utt_id", "index"])
     return w.sort_values(["utt_id", "index"], kind="stable").reset_index(drop=True)
 
 
@@ -174,12 +171,12 @@ def run_vad(utterances_tsv, fbank_h5, params, split, out_h5, threads=1):
     import time
 
     import h5py
-    import pandas as pd
 
+    from ..cache import read_tsv
     from ..runtime import atomic_path, open_h5
 
     t0, c0 = time.perf_counter(), time.process_time()
-    u = pd.read_csv(utterances_tsv, sep="\t", dtype={"utt_id": str}, keep_default_na=False)
+    u = read_tsv(utterances_tsv, ["utt_id", "wav", "split"], unique="utt_id")
     u = u[u["split"] == split] if split != "all" else u
     with open_h5(fbank_h5) as f:
         n_frames = {k: int(f["feats"][k].shape[0]) for k in u["utt_id"] if k in f["feats"]}

@@ -19,6 +19,7 @@ import pandas as pd
 import yaml
 
 from vgs import retrieval
+from vgs.cache import read_json
 from vgs.runtime import atomic_path
 
 log = logging.getLogger(__name__)
@@ -55,10 +56,7 @@ def assemble(metric_files, cfg):
     ks = tuple(cfg["ks"])
     rows = []
     for p in metric_files:
-        row = json.loads(Path(p).read_text())
-        missing = {"system", "label", "runs", "sizes", "captions_per_image"} - set(row)
-        if missing:
-            raise ValueError(f"{p}: not a recall row, missing {sorted(missing)}")
+        row = read_json(p, ["system", "label", "runs", "sizes", "captions_per_image"])
         row["test"], row["test_sd"], row["bootstrap_ci95"] = summarise(row, ks, cfg["bootstrap"], cfg["seed"])
         row["n_runs"] = len(row["runs"])
         row["run_tables"] = run_tables(row, ks)

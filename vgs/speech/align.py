@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
+from ..cache import read_json, read_tsv, write_tsv
 from ..runtime import atomic_path, shard_slice
 from .textgrid import write_textgrid
 
@@ -20,15 +21,8 @@ PAPER_ALIGNED_RATE = 0.957
 
 
 def read_utterances(path):
-    df = pd.read_csv(path, sep="\t", dtype={"utt_id": str, "transcript": str, "speaker": str},
-                     keep_default_na=False)
-    missing = {"utt_id", "wav", "transcript"} - set(df.columns)
-    if missing:
-        raise ValueError(f"{path}: missing columns {sorted(missing)}")
-    dup = df.utt_id[df.utt_id.duplicated()]
-    if len(dup):  # ingest never writes one; an edited manifest would break every HDF5 keyed by utt_id
-        raise ValueError(f"{path}: utterance id {dup.iloc[0]!r} appears more than once")
-    return df
+    # a repeated utt_id (ingest never writes one) would break every HDF5 keyed by it
+    return read_tsv(path, ["utt_id", "wav", "transcript"], unique="utt_id")
 
 
 def oracle_results(utts, truth):
@@ -57,7 +51,7 @@ def boundary_error(segments, truth):
 
 
 def read_truth(truth_tsv):
-    return pd.read_csv(truth_tsv, sep="\t", dtype={"utt_id": str, "word": str}, keep_default_na=False)
+    return read_tsv(truth_tsv, SEGMENT_COLUMNS, unique=["utt_id", "index"])
 
 
 def align_corpus(utterances_tsv, aligner, cfg, textgrid_dir, segments_tsv, report_json,
@@ -117,8 +111,7 @@ def align_utterances(df, aligner, cfg, textgrid_dir, segments_tsv, report_json, 
             rows += [(r["utt_id"], i, w, round(s, 4), round(e, 4))
                      for i, (w, s, e) in enumerate(r["words"])]
     seg = pd.DataFrame(rows, columns=SEGMENT_COLUMNS).sort_values(["utt_id", "index"])
-    with atomic_path(segments_tsv) as tmp:
-        seg.to_csv(tmp, sep="\t", index=False)
+    write_tsv(seg, segments_tsv)
 
     if not audio_s:  # mfa/oracle results carry manifest durations; fall back to them
         audio_s = float(pd.to_numeric(df.get("duration", 0), errors="coerce").fillna(0).sum())
@@ -183,17 +176,15 @@ def merge_alignments(shard_dirs, shard_segments, shard_reports, utterances_tsv, 
     """The stage's outputs from its shards' (align_corpus with shard=...), identical to one
     unsharded run's: TextGrids moved together, segments concatenated in shard (= manifest) order,
     counts summed, lexicon and boundary error recomputed over all utterances."""
-    parts = [json.loads(Path(p).read_text()) for p in shard_reports]
+    parts = [read_json(p, ["aligner", "settings", "threads", "utterances", "failures", "lexicon"]) for p in shard_reports]
     shutil.rmtree(textgrid_dir, ignore_errors=True)
     with atomic_path(textgrid_dir) as tg_tmp:
         tg_tmp.mkdir(parents=True)
         for d in shard_dirs:
             for f in sorted(Path(d).iterdir()):
                 shutil.copy2(f, tg_tmp / f.name)
-    seg = pd.concat([pd.read_csv(p, sep="\t", dtype={"utt_id": str, "word": str}, keep_default_na=False)
-                     for p in shard_segments]).sort_values(["utt_id", "index"])
-    with atomic_path(segments_tsv) as tmp:
-        seg.to_csv(tmp, sep="\t", index=False)
+    seg = pd.concat([read_tsv(p, SEGMENT_COLUMNS) for p in shard_segments]).sort_values(["utt_id", "index"])
+    write_tsv(seg, segments_tsv)
     vocab = {w for t in read_utterances(utterances_tsv).transcript for w in t.split()}
     lex = merge_lexicon([p["lexicon"] for p in parts], len(vocab))
     totals = {k: sum(p[k] for p in parts) for k in ("phone_pass_ok", "aligned_after_beam_retry",

@@ -15,12 +15,17 @@ entire spectrogram"), applied to each utterance's whole T×40 log-mel matrix:
 so 0 is the utterance's mean energy — the value zero padding of a word window takes.
 
 HDF5 layout (fbank.h5): group `feats` with one float32 dataset (T, 40) per utterance, named by
-utt_id, attrs `duration`, `source_rate`; file attrs record the parameters, `dim` and
-`frame_shift_ms`.  It is built in `<out>.partial` (each dataset marked `done` once written, with its
-wav's path, size and mtime in `source`; the file flushed every FLUSH_EVERY utterances), so a killed
-run resumes where it stopped, keeping only utterances still listed with the same wav, and renamed
-onto `<out>` when complete.  The same writer stores self-supervised features (ssl.h5,
-vgs.speech.ssl): a featurizer object computes the frames, this module does the rest."""
+utt_id, attrs `duration`, `source_rate`, `channels`, `resampled`, `signal` ('', 'clipped' or
+'silent'); a string dataset `skips`, one JSON record (utt_id, path, problem) per utterance without
+features, in manifest order;
+file attrs record the parameters, `dim` and `frame_shift_ms`.  It is built in `<out>.partial`
+(each dataset marked `done` once written, with its wav's path, size and mtime in `source`; the file
+flushed every FLUSH_EVERY utterances), so a killed run resumes where it stopped, keeping only
+utterances still listed with the same wav, and renamed onto `<out>` when complete.  The report is
+computed from the finished file alone, so a resumed run, a merge of shards and one uninterrupted
+run report the same (apart from `wall_seconds`, `x_real_time`, `reused_from_partial_run` and the
+file's bytes).  The same writer stores self-supervised features (ssl.h5, vgs.speech.ssl): a
+featurizer object computes the frames, this module does the rest."""
 import json
 import logging
 import os
@@ -32,6 +37,7 @@ import h5py
 import numpy as np
 from tqdm import tqdm
 
+from ..cache import read_json
 from ..runtime import atomic_path, file_signature, open_h5, open_partial
 from .audio import BadAudioError, load_audio, signal_problem
 
@@ -117,8 +123,7 @@ def extract_features(items, cfg, out_h5, report_json, threads=1, ark=None, scp=N
     t0 = time.time()
     partial = f"{out_h5}.partial"
     sig = json.dumps(cfg, sort_keys=True)
-    skipped, n_res, n_mix, reused = [], 0, 0, 0
-    signal = {"clipped": [], "silent": []}  # kept (features exist) but worth knowing
+    skipped, reused = [], 0
     sources = {key: file_signature(path) for key, path in items}
     with open_partial(partial) as h5:
         if h5.attrs.get("params") != sig:  # parameters changed since the partial run: start over
@@ -126,7 +131,8 @@ def extract_features(items, cfg, out_h5, report_json, threads=1, ark=None, scp=N
                 del h5[k]
             h5.attrs["params"] = sig
         g = h5.require_group("feats")
-        stale = [k for k in g if not g[k].attrs.get("done", False) or g[k].attrs.get("source") != sources.get(k)]
+        stale = [k for k in g if not g[k].attrs.get("done", False) or g[k].attrs.get("source") != sources.get(k)
+                 or "signal" not in g[k].attrs]  # (an older partial file without the signal record)
         for k in stale:  # written by a run that died mid-dataset; or no longer listed, or the wav changed
             del g[k]
         if stale:
@@ -143,14 +149,14 @@ def extract_features(items, cfg, out_h5, report_json, threads=1, ark=None, scp=N
                     skipped.append({"utt_id": key, **info})
                     log.warning("skipped %s: %s: %s", key, info["path"], info["problem"])
                     continue
-                n_res += info["resampled"]
-                n_mix += info["downmixed"]
                 if info["signal"]:
-                    signal[info["signal"]].append(key)
                     log.warning("%s: %s audio (features kept)", key, info["signal"])
                 ds = g.create_dataset(key, data=f)
-                ds.attrs.update(duration=info["duration"], source_rate=info["source_rate"], source=sources[key])
+                ds.attrs.update(duration=info["duration"], source_rate=info["source_rate"], source=sources[key],
+                                channels=info["channels"], resampled=info["resampled"],
+                                signal=info["signal"] or "")
                 ds.attrs["done"] = True
+        _write_skips(h5, skipped)
         for k, v in cfg.items():
             h5.attrs[k] = v
         h5.attrs["layout"] = feat.layout
@@ -160,30 +166,43 @@ def extract_features(items, cfg, out_h5, report_json, threads=1, ark=None, scp=N
             raise ValueError(f"{partial}: utterances with different feature dimensions {sorted(dims)}")
         h5.attrs["dim"] = dims.pop() if dims else 0  # 0: no utterance (an empty shard)
     os.replace(partial, out_h5)
-    if n_res or n_mix:
-        log.info("converted audio: %d resampled to %d Hz, %d downmixed to mono", n_res,
-                 feat.sample_rate, n_mix)
-    counts = {"utterances": len(items), "reused_from_partial_run": reused, "skips": skipped,
-              "resampled": n_res, "downmixed": n_mix, "clipped_utterances": signal["clipped"],
-              "silent_utterances": signal["silent"]}
-    return _finish(counts, cfg, out_h5, report_json, ark, scp, time.time() - t0)
+    return _finish(reused, cfg, out_h5, report_json, ark, scp, time.time() - t0)
 
 
-def _finish(counts, cfg, out_h5, report_json, ark, scp, wall):
-    """Kaldi copy and report of a finished feature file; `counts` are additive over shards."""
+def _write_skips(h5, skips):
+    """The utterances without features: one JSON record (utt_id, path, problem) per row."""
+    if "skips" in h5:
+        del h5["skips"]
+    h5.create_dataset("skips", data=np.array([json.dumps(s) for s in skips], dtype=object),
+                      dtype=h5py.string_dtype(), shape=(len(skips),))
+
+
+def _read_skips(h5):
+    return [json.loads(s) for s in h5["skips"][()]] if "skips" in h5 else []
+
+
+def _finish(reused, cfg, out_h5, report_json, ark, scp, wall):
+    """Kaldi copy and report of a finished feature file: every count from what the file holds
+    (`reused`, the utterances a resumed run kept, and `wall` describe this run only)."""
     if ark:
         write_kaldi(out_h5, ark, scp)
     with open_h5(out_h5) as h5:
         g = h5["feats"]
-        n_stored, frames = len(g), sum(g[k].shape[0] for k in g)
-        audio_s = sum(g[k].attrs["duration"] for k in g)
-    c = counts
-    report = {"utterances": c["utterances"], "stored": n_stored,
-              "reused_from_partial_run": c["reused_from_partial_run"],
-              "skipped": len(c["skips"]), "skips": c["skips"], "resampled": c["resampled"],
-              "downmixed": c["downmixed"], "clipped": len(c["clipped_utterances"]),
-              "clipped_utterances": sorted(c["clipped_utterances"]), "silent": len(c["silent_utterances"]),
-              "silent_utterances": sorted(c["silent_utterances"]),
+        attrs = {k: dict(g[k].attrs) for k in g}
+        frames = sum(g[k].shape[0] for k in g)
+        skips = _read_skips(h5)
+    n_stored, audio_s = len(attrs), sum(a["duration"] for a in attrs.values())
+    signal = {s: sorted(k for k, a in attrs.items() if a.get("signal") == s) for s in ("clipped", "silent")}
+    n_res = sum(bool(a.get("resampled")) for a in attrs.values())
+    n_mix = sum(int(a.get("channels", 1)) > 1 for a in attrs.values())
+    if n_res or n_mix:
+        log.info("converted audio: %d resampled, %d downmixed to mono", n_res, n_mix)
+    report = {"utterances": n_stored + len(skips), "stored": n_stored,
+              "reused_from_partial_run": reused,
+              "skipped": len(skips), "skips": skips, "resampled": n_res,
+              "downmixed": n_mix, "clipped": len(signal["clipped"]),
+              "clipped_utterances": signal["clipped"], "silent": len(signal["silent"]),
+              "silent_utterances": signal["silent"],
               "frames": frames, "audio_seconds": round(float(audio_s), 2), "wall_seconds": round(wall, 2),
               "x_real_time": round(float(audio_s) / max(wall, 1e-9), 1),
               "h5_bytes": os.path.getsize(out_h5),
@@ -201,7 +220,8 @@ def merge_features(shard_h5s, shard_reports, out_h5, report_json, ark=None, scp=
     consecutive slices of the items): the same datasets, attributes and report as one run."""
     import h5py
 
-    parts = [json.loads(open(p).read()) for p in shard_reports]
+    parts = [read_json(p, ["settings", "reused_from_partial_run", "wall_seconds"]) for p in shard_reports]
+    skips = []
     with atomic_path(out_h5) as tmp, h5py.File(tmp, "w") as dst:
         g = dst.create_group("feats")
         for i, path in enumerate(shard_h5s):
@@ -211,12 +231,10 @@ def merge_features(shard_h5s, shard_reports, out_h5, report_json, ark=None, scp=
                 dst.attrs["dim"] = max(int(dst.attrs["dim"]), int(src.attrs["dim"]))  # an empty shard says 0
                 for k in src["feats"]:
                     src.copy(src["feats"][k], g, name=k)
-    counts = {k: sum(p[k] for p in parts)
-              for k in ("utterances", "reused_from_partial_run", "resampled", "downmixed")}
-    counts.update({k: [x for p in parts for x in p[k]]
-                   for k in ("skips", "clipped_utterances", "silent_utterances")})
-    return _finish(counts, parts[0]["settings"], out_h5, report_json, ark, scp,
-                   sum(p["wall_seconds"] for p in parts))
+                skips += _read_skips(src)
+        _write_skips(dst, skips)
+    return _finish(sum(p["reused_from_partial_run"] for p in parts), parts[0]["settings"], out_h5,
+                   report_json, ark, scp, sum(p["wall_seconds"] for p in parts))
 
 
 def write_kaldi(h5_path, ark, scp):

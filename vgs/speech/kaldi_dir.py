@@ -6,7 +6,7 @@ import tempfile
 
 import pandas as pd
 
-from ..corpus.text import CorpusError, read_lines
+from ..corpus.text import CorpusError, TextError, normalise, read_lines
 
 log = logging.getLogger(__name__)
 
@@ -32,8 +32,12 @@ def read_table(path, ncols=2):
 def read_ctm(path):
     """CTM 'utt channel start duration word [conf]' → DataFrame utt_id, index, word, start, end.
 
-    `index` is the word's position among the utterance's CTM lines (sorted by start time)."""
-    rows = []
+    `index` is the word's position among the utterance's CTM lines (sorted by start time).  Words
+    follow the caption text policy (vgs.corpus.text.normalise: "Dog," -> dog); an entry that is no
+    word by it (<unk>, [noise], a punctuation mark) or splits into several (an emoji inside) is
+    dropped, counted in the result's attrs['dropped_entries'] and logged; a control character is a
+    CorpusError naming file and line."""
+    rows, dropped = [], []
     for n, line in read_lines(path):
         p = line.split()
         if not p:
@@ -45,11 +49,22 @@ def read_ctm(path):
         if len(p) < 5 or not (start >= 0 and dur >= 0 and start + dur < float("inf")):
             raise CorpusError(f"{path}:{n}: a CTM line is 'utt channel start duration word' with start >= 0 "
                               f"and duration >= 0 seconds, got {line.strip()!r}")
+        try:
+            word = normalise(p[4])
+        except TextError as e:
+            raise CorpusError(f"{path}:{n}: {e}") from None
+        if len(word.split()) != 1:
+            dropped.append(f"{path}:{n} {p[4]!r}")
+            continue
         # times to 0.1 ms, as aligners' word_segments.tsv (start + duration is not exact in binary)
-        rows.append((p[0], round(start, 4), round(start + dur, 4), p[4]))
+        rows.append((p[0], round(start, 4), round(start + dur, 4), word))
+    if dropped:
+        log.warning("%d CTM entries are not one word by the text policy (dropped), e.g. %s", len(dropped), dropped[:5])
     df = pd.DataFrame(rows, columns=["utt_id", "start", "end", "word"]).sort_values(["utt_id", "start"])
     df["index"] = df.groupby("utt_id").cumcount()
-    return df[["utt_id", "index", "word", "start", "end"]].reset_index(drop=True)
+    df = df[["utt_id", "index", "word", "start", "end"]].reset_index(drop=True)
+    df.attrs["dropped_entries"] = len(dropped)
+    return df
 
 
 def check_dir(kaldi_dir):

@@ -17,10 +17,10 @@ import time
 
 import h5py
 import numpy as np
-import pandas as pd
 from tqdm import tqdm
 
 from ..frames import cut_windows, word_frames
+from ..cache import read_tsv
 from ..runtime import atomic_path, open_h5
 
 log = logging.getLogger(__name__)
@@ -108,7 +108,7 @@ def build_windows(fbank_h5, segments, out_h5, report_json, cfg, attrs=None, extr
 
 def read_segments(path):
     """An aligner's word_segments.tsv (utt_id, index, word, start, end)."""
-    return pd.read_csv(path, sep="\t", dtype={"utt_id": str, "word": str}, keep_default_na=False)
+    return read_tsv(path, ["utt_id", "index", "word", "start", "end"], unique=["utt_id", "index"])
 
 
 def caption_windows(fbank_h5, segments_tsv, out_h5, report_json, cfg, aligner):

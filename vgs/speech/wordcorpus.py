@@ -9,6 +9,7 @@ import soundfile as sf
 
 from .align import align_utterances
 from .features import extract_features
+from ..corpus.text import CorpusError, TextError, normalise
 from .kaldi_dir import check_dir, read_ctm, read_table, resolve_wav
 from .windows import build_windows, read_segments
 
@@ -33,12 +34,21 @@ def wordcorpus_align(kaldi_dir, ctm, aligner, cfg, textgrid_dir, segments_tsv, r
     if missing:
         raise ValueError(f"{kaldi_dir}/text: no transcript for {len(missing)} utterances of wav.scp, "
                          f"e.g. {missing[:5]}")
+    text = {u: _transcript(kaldi_dir, u, t) for u, t in text.items()}
     with tempfile.TemporaryDirectory() as tmp:
         df = pd.DataFrame({"utt_id": list(scp), "wav": [resolve_wav(v, tmp, kaldi_dir) for v in scp.values()],
                            "transcript": [text[u] for u in scp], "speaker": [spk.get(u, "") for u in scp]})
         df["duration"] = [sf.info(w).duration for w in df.wav]  # for backends that do not read the audio
         return align_utterances(df, aligner, cfg, textgrid_dir, segments_tsv, report_json, threads,
                                 truth=read_ctm(ctm))
+
+
+def _transcript(kaldi_dir, utt, text):
+    """A `text` line by the caption text policy (as the CTM's words and the captions)."""
+    try:
+        return normalise(text)
+    except TextError as e:
+        raise CorpusError(f"{kaldi_dir}/text: utterance {utt}: {e}") from None
 
 
 def wordcorpus_windows(fbank_h5, segments, times, utt2spk, out_h5, report_json, cfg):
@@ -51,5 +61,6 @@ def wordcorpus_windows(fbank_h5, segments, times, utt2spk, out_h5, report_json, 
         bad = sorted(seg.utt_id[seg.speaker.isna()].unique())
         raise ValueError(f"{utt2spk}: no speaker for {len(bad)} utterances of {segments}, e.g. {bad[:5]}")
     return build_windows(fbank_h5, seg, out_h5, report_json, cfg,
-                         attrs={"source": str(segments), "times": times},
+                         attrs={"source": str(segments), "times": times,
+                                "ctm_entries_dropped": int(seg.attrs.get("dropped_entries", 0))},
                          extra={"speakers": "speaker"}, desc="windows[wordcorpus]")

@@ -22,6 +22,7 @@ import pandas as pd
 import soundfile as sf
 from tqdm import tqdm
 
+from vgs.cache import read_tsv, write_tsv
 from vgs.synth.captions import captions_for, flickr_format
 from vgs.synth.categories import CATEGORIES
 from vgs.synth.degrade import degrade
@@ -119,15 +120,15 @@ def build_flickr(root, preset, seed, threads=1):
     pd.DataFrame(
         [(iid, j, o.category, o.colour or "", *o.box) for iid, (sc, _) in zip(ids, scenes) for j, o in enumerate(sc.objects)],
         columns=["image_id", "object", "category", "colour", "x0", "y0", "x1", "y1"],
-    ).to_csv(gt_dir / "boxes.tsv", sep="\t", index=False)
+    ).pipe(write_tsv, gt_dir / "boxes.tsv")
     pd.DataFrame(
         [(u[0], j, w, round(s, 4), round(e, 4)) for u, (_, times) in zip(utts, speech) for j, (w, s, e) in enumerate(times)],
         columns=["utt_id", "index", "word", "start", "end"],
-    ).to_csv(gt_dir / "word_times.tsv", sep="\t", index=False)
+    ).pipe(write_tsv, gt_dir / "word_times.tsv")
     pd.DataFrame(
         [(k + 1, v.name, v.rate, v.pitch, v.speaker_id) for k, v in enumerate(voices)],
         columns=["speaker", "voice", "rate", "pitch", "speaker_id"],
-    ).to_csv(gt_dir / "speakers.tsv", sep="\t", index=False)
+    ).pipe(write_tsv, gt_dir / "speakers.tsv")
     hours = sum(d for d, _ in speech) / 3600
     log.info("synthetic flickr: %d images, %d captions, %d speakers, %.2f h audio in %.1f s",
              n, len(utts), len(voices), hours, time.time() - t0)
@@ -157,7 +158,7 @@ def degrade_speech(clean, out_dir, seed, noise, reverb, threads=1):
 def caption_vocabulary(utterances_tsv, split=None):
     """Sorted word types of the transcripts in an ingest manifest (utterances.tsv), of one split
     or of all."""
-    u = pd.read_csv(utterances_tsv, sep="\t", dtype={"transcript": str, "split": str}, keep_default_na=False)
+    u = read_tsv(utterances_tsv, ["transcript", "split"])
     if split is not None:
         u = u[u["split"] == split]
     return sorted({w for t in u["transcript"] for w in t.split()})

@@ -4,8 +4,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
 
+from vgs.cache import read_tsv  # noqa: E402
 from vgs.runtime import atomic_path  # noqa: E402
 
 from . import encoder as enc  # noqa: E402
@@ -19,7 +19,7 @@ def regions_figure(regions_h5, manifest, out_png, n_images=6, n_labels=6, boxes_
     `n_labels` (top-1 class name and probability); the whole-frame label is in the title."""
     reg = read_regions(regions_h5, ["boxes", "scores", "top_classes", "top_probs", "n_proposals"])
     paths = read_manifest(manifest).set_index("image_id")["path"]
-    gt = pd.read_csv(boxes_tsv, sep="\t", dtype={"image_id": str}) if boxes_tsv else None
+    gt = read_tsv(boxes_tsv, ["image_id", "category", "x0", "y0", "x1", "y1"]) if boxes_tsv else None
     names = enc.class_names("clean")
     rng = np.random.default_rng(seed)
     pick = np.sort(rng.choice(len(reg["image_ids"]), min(n_images, len(reg["image_ids"])), replace=False))

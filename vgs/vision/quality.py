@@ -12,6 +12,7 @@ import re
 import numpy as np
 import pandas as pd
 
+from ..cache import read_tsv
 from . import encoder as enc
 from .store import read_regions
 
@@ -81,7 +82,7 @@ def plausibility_matrix(categories, table=PLAUSIBLE):
 def proposal_quality(regions_h5, boxes_tsv, iou=0.5):
     """Coverage of GT objects by the kept detections and plausibility of their top labels."""
     reg = read_regions(regions_h5, ["boxes", "top_classes", "n_proposals"])
-    gt = pd.read_csv(boxes_tsv, sep="\t", dtype={"image_id": str})
+    gt = read_tsv(boxes_tsv, ["image_id", "category", "x0", "y0", "x1", "y1"])
     row = pd.Series(np.arange(len(reg["image_ids"])), index=reg["image_ids"])
     gt = gt[gt["image_id"].isin(row.index)].reset_index(drop=True)
     if gt.empty:

@@ -12,29 +12,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
-
+from ..images import BadImage, load_image  # noqa: F401  (BadImage: part of this module's interface)
 from . import encoder as enc
 from . import proposals as prop
 
 log = logging.getLogger(__name__)
-
-
-class BadImage(Exception):
-    """An image that cannot be decoded; the message names the file and the problem."""
-
-
-def load_image(path):
-    """RGB uint8 array; BadImage (naming the file) for missing, truncated or corrupt files."""
-    try:
-        with Image.open(path) as im:
-            im.load()  # decodes fully: truncated/corrupt JPEG data raises here, not later
-            arr = np.asarray(im.convert("RGB"))
-    except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as e:
-        raise BadImage(f"{path}: cannot decode image ({type(e).__name__}: {e})") from e
-    if arr.shape[0] < 2 or arr.shape[1] < 2:
-        raise BadImage(f"{path}: degenerate image of shape {arr.shape}")
-    return arr
 
 
 @dataclass
@@ -184,7 +166,7 @@ def extract(items, runner, p, sink, threads=1, progress=None, scorer=None):
             stats["proposal_s"] += c.seconds
             stats["proposals"] += res["n_proposals"]
             stats["padded_images"] += int(res["n_proposals"] < p["detections"])
-            sink(c.image_id, res)
+            sink(c.image_id, {**res, "n_raw_boxes": c.n_raw, "n_candidates": len(c.boxes)})
             if progress is not None:
                 progress.update(1)
         group.clear()

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import h5py
 import numpy as np
-import pandas as pd
 from tqdm import tqdm
 
+from vgs.cache import read_json, read_tsv
 from vgs.runtime import atomic_path, concat_h5, file_signature, open_h5, shard_slice
 
 from . import encoder as enc
@@ -21,19 +21,14 @@ log = logging.getLogger(__name__)
 
 
 def read_manifest(path):
-    df = pd.read_csv(path, sep="\t", dtype={"image_id": str})
-    missing = {"image_id", "path"} - set(df.columns)
-    if missing:
-        raise ValueError(f"{path}: image manifest lacks columns {sorted(missing)}")
-    if df["image_id"].duplicated().any():
-        raise ValueError(f"{path}: duplicate image_id {df['image_id'][df['image_id'].duplicated()].iloc[0]}")
-    return df
+    return read_tsv(path, ["image_id", "path"], unique="image_id")
 
 
-def _check_skips(n_skipped, n_total, max_fraction, what):
-    if n_total and n_skipped / n_total > max_fraction:
-        raise RuntimeError(f"{what}: {n_skipped}/{n_total} images undecodable "
-                           f"(> max_bad_fraction {max_fraction}); see the log for the files")
+def _check_skips(skipped, n_total, max_fraction, what):
+    """Too many undecodable images (ingest decoded each: a file changed since) is an error naming them."""
+    if n_total and len(skipped) / n_total > max_fraction:
+        raise RuntimeError(f"{what}: {len(skipped)}/{n_total} images undecodable (> max_bad_fraction "
+                           f"{max_fraction}): {'; '.join(s['error'] for s in skipped[:3])}")
 
 
 def build_regions(manifest, onnx_path, out_h5, stats_json, params, threads=1, shard=None,
@@ -68,7 +63,7 @@ def build_regions(manifest, onnx_path, out_h5, stats_json, params, threads=1, sh
         with tqdm(total=len(todo), desc="regions", unit="img", mininterval=5) as bar:
             stats = extract(todo, runner, params, writer.add, threads, bar, scorer)
         if shard is None:
-            _check_skips(len(stats["skipped"]), len(df), params["max_bad_fraction"], manifest)
+            _check_skips(stats["skipped"], len(df), params["max_bad_fraction"], manifest)
         stats.update(wall_s=time.perf_counter() - t0, cpu_s=time.process_time() - c0,
                      resumed=len(df) - len(todo), manifest_images=len(df))
         writer.publish({"skipped": json.dumps(stats["skipped"])})
@@ -79,12 +74,22 @@ def build_regions(manifest, onnx_path, out_h5, stats_json, params, threads=1, sh
 
 
 def regions_report(totals, params, size, threads, h5_path, stats_json):
-    """regions_stats.json from additive totals (those of extract() + wall_s, cpu_s, resumed,
-    manifest_images), kept in it under `totals` so that shards' reports can be summed."""
+    """regions_stats.json: the counts and means over the images the store holds, read from it (so a
+    resumed run, a shard merge and one uninterrupted run agree); the speeds of this run from its
+    additive totals (those of extract() + wall_s, cpu_s, resumed, manifest_images), kept under
+    `totals` so that shards' reports can be summed."""
     t, n = totals, totals["images"]
     bytes_ = Path(h5_path).stat().st_size
     with open_h5(h5_path) as h5:
         n_total = h5["image_ids"].shape[0]
+        stored = {k: h5[k][:].astype(np.int64) for k in ("n_proposals", "n_raw_boxes", "n_candidates")}
+    # crops encoded per image: the whole frame and every candidate (scoring crops), or the whole
+    # frame and the kept detections (scoring convmap: candidates are scored from the conv map)
+    crops = stored["n_proposals"] if params["scoring"] == "convmap" else stored["n_candidates"]
+    t = {**t, "raw_boxes": int(stored["n_raw_boxes"].sum()), "candidates": int(stored["n_candidates"].sum()),
+         "proposals": int(stored["n_proposals"].sum()), "crops_stored": int(crops.sum() + n_total),
+         "padded_images": int((stored["n_proposals"] < params["detections"]).sum())}
+    m = n_total
     report = dict(
         encoder=params["encoder"], input_size=size, strategy=params["strategy"],
         scoring=params["scoring"], threads=threads,
@@ -94,15 +99,15 @@ def regions_report(totals, params, size, threads, h5_path, stats_json):
         # CPU seconds of this process (all threads): with cores shared, wall time overstates cost
         cpu_s_per_image=round(t["cpu_s"] / n, 3) if n else None, load_avg_1min=round(os.getloadavg()[0], 2),
         crops_per_s=round(t["crops"] / t["cnn_s"], 1) if t["cnn_s"] else None,
-        mean_selective_search_boxes=round(t["raw_boxes"] / max(n, 1), 1),
-        mean_candidates_scored=round(t["candidates"] / max(n, 1), 1),
-        mean_crops_encoded=round(t["crops"] / max(n, 1), 1),
-        mean_proposals_kept=round(t["proposals"] / max(n, 1), 2),
+        mean_selective_search_boxes=round(t["raw_boxes"] / max(m, 1), 1),
+        mean_candidates_scored=round(t["candidates"] / max(m, 1), 1),
+        mean_crops_encoded=round(t["crops_stored"] / max(m, 1), 1),
+        mean_proposals_kept=round(t["proposals"] / max(m, 1), 2),
         padded_images=t["padded_images"],
         proposal_thread_s_per_image=round(t["proposal_s"] / max(n, 1), 3),
         cnn_s_per_image=round(t["cnn_s"] / max(n, 1), 3),
         hdf5_bytes=bytes_, hdf5_mb_per_1000_images=round(bytes_ / max(n_total, 1) * 1000 / 2**20, 2),
-        totals=t,
+        totals=totals,
     )
     log.info("regions: %s", json.dumps({k: v for k, v in report.items() if k not in ("totals", "skipped")}))
     with atomic_path(stats_json) as tmp:
@@ -111,7 +116,7 @@ def regions_report(totals, params, size, threads, h5_path, stats_json):
 
 
 def _sum_totals(stats_jsons):
-    parts = [json.loads(Path(p).read_text()) for p in stats_jsons]
+    parts = [read_json(p, ["totals", "input_size", "threads"]) for p in stats_jsons]
     totals = {k: [x for p in parts for x in p["totals"][k]] if k == "skipped"
               else sum(p["totals"][k] for p in parts) for k in parts[0]["totals"]}
     return parts[0], totals
@@ -121,7 +126,7 @@ def merge_regions(shard_h5s, shard_stats, out_h5, stats_json, params):
     """regions.h5 and regions_stats.json from the shards' (build_regions with shard=...):
     rows concatenated in shard (= manifest) order, chunk by chunk; the same file as one run."""
     first, totals = _sum_totals(shard_stats)
-    _check_skips(len(totals["skipped"]), totals["manifest_images"], params["max_bad_fraction"],
+    _check_skips(totals["skipped"], totals["manifest_images"], params["max_bad_fraction"],
                  "vision_regions")
     with open_h5(shard_h5s[0]) as h5:
         attrs = dict(h5.attrs)
@@ -178,7 +183,7 @@ def build_convmap(manifest, onnx_path, out_h5, params, threads=1, shard=None):
         if batch:
             flush()
         if shard is None:
-            _check_skips(len(skipped), len(df), params["max_bad_fraction"], manifest)
+            _check_skips(skipped, len(df), params["max_bad_fraction"], manifest)
         h5.create_dataset("image_ids", data=np.array(ids, dtype=object), dtype=h5py.string_dtype())
         h5.attrs.update(encoder=f"efficientnet-{params['encoder']}", input_size=size, stride=32,
                         layout="convmap[n] = (C, H, W) map of image_ids[n], whole frame resized to input_size",
@@ -195,7 +200,7 @@ def merge_convmap(shard_h5s, out_h5, params):
         with open_h5(p) as h5:
             skipped += json.loads(h5.attrs["skipped"])
             total += int(h5.attrs["manifest_images"])
-    _check_skips(len(skipped), total, params["max_bad_fraction"], "vision_convmap")
+    _check_skips(skipped, total, params["max_bad_fraction"], "vision_convmap")
     concat_h5(shard_h5s, out_h5, {"skipped": json.dumps(skipped), "manifest_images": total}, block_rows=64)
     log.info("convmap: %d shards merged, %d images, %d skipped", len(shard_h5s), total - len(skipped),
              len(skipped))

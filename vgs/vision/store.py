@@ -10,6 +10,8 @@ Layout of results/vision/regions.h5 (N images, R = 20 regions, D = 1280, K = 5):
   top_probs    (N, R, K)   float32     their softmax probabilities
   n_proposals  (N,)        int16       real detections in rows 1..n (row 0 = whole frame; rows after
                                        n are copies of row 0)
+  n_raw_boxes  (N,)        int32       selective-search boxes before filtering
+  n_candidates (N,)        int32       candidates scored (after size filter, dedup and cap)
   sources      (N,)        utf-8 str   the image file each row was computed from: path, size, mtime
   attrs: encoder, input_size, feature_dim, regions, config (JSON of every vision param), layout,
          complete (True only in the published file), n_images.
@@ -38,6 +40,8 @@ FIELDS = {  # name -> (per-image shape given R, D, K), dtype
     "top_classes": (lambda R, D, K: (R, K), np.int16),
     "top_probs": (lambda R, D, K: (R, K), np.float32),
     "n_proposals": (lambda R, D, K: (), np.int16),
+    "n_raw_boxes": (lambda R, D, K: (), np.int32),
+    "n_candidates": (lambda R, D, K: (), np.int32),
 }
 
 
@@ -57,7 +61,7 @@ class RegionWriter:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         if self.partial.exists():
             h5 = open_partial(self.partial)
-            if h5.attrs.get("config") == self.attrs["config"] and "sources" in h5:
+            if h5.attrs.get("config") == self.attrs["config"] and all(k in h5 for k in ["sources", *self.shapes]):
                 self._keep_current_rows(h5)
                 return h5
             if "image_ids" in h5:
@@ -142,7 +146,7 @@ def read_regions(path, fields=None):
         out = {"image_ids": h5["image_ids"].asstr()[:]}
         if "sources" in h5:
             out["sources"] = h5["sources"].asstr()[:]
-        for name in fields or FIELDS:
+        for name in fields or [f for f in FIELDS if f in h5]:  # (older stores lack the counts)
             out[name] = h5[name][:]
         out["attrs"] = {k: (v.item() if hasattr(v, "item") else v) for k, v in h5.attrs.items()}
         out["config"] = json.loads(out["attrs"]["config"])

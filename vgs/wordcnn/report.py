@@ -5,6 +5,7 @@ import logging
 
 import numpy as np
 
+from ..cache import read_json
 from ..runtime import atomic_path, load_torch
 from .data import read_meta
 from .models import PAPER_TABLE2
@@ -28,7 +29,7 @@ def unseen_vocabulary(caption_words, classes):
 def table2(metrics_paths, model_path, caption_windows, out_json, out_md):
     rows = []
     for path in metrics_paths:
-        m = json.loads(open(path).read())
+        m = read_json(path, ["arch", "top1", "top5", "classes"])
         name, p1, p5 = PAPER_TABLE2[m["arch"]]
         rows.append({"arch": m["arch"], "model": name, "top1": 100 * m["top1"], "top5": 100 * m["top5"],
                      "paper_top1": p1, "paper_top5": p5, "classes": m["classes"],

@@ -125,7 +125,9 @@ def corpus_digest(wildcards):
     """The corpus manifest's digest, recomputed whenever Snakemake builds the DAG (a stat per file,
     ~0.3 CPU s for Flickr8k's 48k files): a changed file changes these params and reruns the rule.
     Not a function of `input`: Snakemake leaves params derived from input out of its params check."""
-    return manifest_digest([module_path(p) for p in corpus_paths(wildcards)])
+    verify = config["ingest"]["verify"]
+    cache = module_path(f"results/manifests/.hashes_{wildcards.corpus}.json") if verify == "content" else None
+    return manifest_digest([module_path(p) for p in corpus_paths(wildcards)], verify, cache)
 
 
 # --- vision stage (vision.smk) ---
@@ -492,6 +494,9 @@ def patterns_check():
     if PAT["table3"]["k"] not in PAT["cluster"]["ks"]:
         raise ValueError(f"patterns.table3.k = {PAT['table3']['k']} is not one of patterns.cluster.ks "
                          f"{PAT['cluster']['ks']}")
+    if config["ingest"]["min_image_side"] < PAT["boxes"]["grid"]:  # ingest keeps only images the grid fits
+        raise ValueError(f"ingest.min_image_side = {config['ingest']['min_image_side']} is below "
+                         f"patterns.boxes.grid = {PAT['boxes']['grid']} (a box grid needs a pixel per cell)")
     if PAT["boxes"]["min_aspect"] > PAT["boxes"]["max_aspect"]:
         raise ValueError("patterns.boxes.min_aspect exceeds patterns.boxes.max_aspect")
     if PAT["segments"]["min_frames"] > PAT["segments"]["max_frames"]:

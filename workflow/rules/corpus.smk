@@ -57,6 +57,7 @@ rule corpus_manifest:
         corpus=CORPORA,
     params:
         digest=corpus_digest,
+        verify=config["ingest"]["verify"],
     threads: 1
     resources:
         mem_mb=500,
@@ -83,6 +84,8 @@ rule ingest:
         report="results/manifests/ingest_report.json",
     params:
         max_skip_fraction=config["ingest"]["max_skip_fraction"],
+        plausibility=config["ingest"]["plausibility"],
+        min_image_side=config["ingest"]["min_image_side"],
     threads: 4
     resources:
         mem_mb=2000,
